@@ -1,0 +1,42 @@
+# Memlane: `make run` and `make test` are the two set-up commands; everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.memlane-installed
+# Debian packages Memlane needs at run or test time (none yet beyond Python itself).
+APT_PACKAGES :=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run test bench install system-deps clean-venv lint
+
+run: $(STAMP)
+	$(VENV)/bin/memlane start
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m bench.locomo_retrieval --data ../shared/data/locomo --k 5 10 25 --json bench/results/locomo_retrieval.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app memory capture inference ui bench tests
+
+install: $(STAMP)
+
+system-deps:
+	@bash packaging/system-deps.sh $(APT_PACKAGES)
+
+# torch goes in first, alone, so pip takes the local CPU build and never the CUDA one.
+$(STAMP): pyproject.toml packaging/constraints.txt | system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -c packaging/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Memlane's composition root: settings, wiring of the concrete parts, pipelines and the CLI."""

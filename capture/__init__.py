@@ -1,0 +1,1 @@
+"""Sources that turn what the user sees and says into Events: importers now, screen later."""

@@ -1,0 +1,1 @@
+"""On-device models: packaged model location, runtimes, prompts (arrives with the assistant)."""

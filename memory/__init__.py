@@ -1,0 +1,1 @@
+"""The six MIRIX stores, the write path, the indexes and retrieval."""
