@@ -1,0 +1,278 @@
+"""The `memlane` command. Errors become one friendly line here, at the edge."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from app.errors import InvalidInput, MemlaneError
+from app.settings import Settings
+
+app = typer.Typer(help="Memlane: a private, local, lifelong memory.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+memories_app = typer.Typer(help="Browse and change memories in each store.",
+                           no_args_is_help=True)
+app.add_typer(memories_app, name="memories")
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def opened() -> Iterator:
+    """The wired core for one command; heavy imports happen only here."""
+    from app.container import Memlane
+
+    memlane = Memlane(Settings())
+    try:
+        yield memlane
+    finally:
+        memlane.close()
+
+
+@contextmanager
+def progress_bars() -> Iterator:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=errors, transient=False,
+                  disable=not errors.is_terminal) as bars:
+        def factory(label: str, total: int):
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+        yield factory
+
+
+def parse_date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} wants a date like 2023-05-08, got {value!r}") from exc
+
+
+@app.command("import")
+def import_(path: Annotated[Path, typer.Argument(help="A file or folder: LoCoMo JSON, ChatGPT "
+                                                     "conversations.json, .txt or .md")]) -> None:
+    """Pour conversations and notes into memory (all of a file, or none of it)."""
+    from app.maintenance import import_path
+
+    with opened() as memlane, progress_bars() as bars:
+        summary = import_path(memlane, path.expanduser(), bars)
+    ops = ", ".join(f"{store} {op.lower()} {n}" for (store, op), n in
+                    sorted(summary.report.operations.items()))
+    console.print(f"Imported {summary.report.events} new events from {path} "
+                  f"({summary.report.duplicates} already known). {ops}")
+
+
+@app.command()
+def search(
+    query: str,
+    store: Annotated[list[str] | None, typer.Option(help="Only these stores (repeatable)")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only these sources or source kinds "
+                                                         "(locomo, chatgpt, file)")] = None,
+    since: Annotated[str | None, typer.Option(help="Occurred on or after (YYYY-MM-DD)")] = None,
+    until: Annotated[str | None, typer.Option(help="Occurred before (YYYY-MM-DD)")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Find memories by keyword, meaning and time ("what did Caroline paint last May")."""
+    from memory.records import Filters
+
+    if k < 1:
+        raise InvalidInput("-k must be at least 1")
+    filters = Filters(stores=tuple(store) if store else None,
+                      sources=tuple(source) if source else None,
+                      since=parse_date(since, "--since"), until=parse_date(until, "--until"))
+    with opened() as memlane:
+        for name in filters.stores or ():
+            memlane.stores.spec(name)
+        result = memlane.retriever.search(query, k, filters)
+    if as_json:
+        console.print_json(json.dumps([{**h.record.to_json(), "score": h.score} for h in
+                                       result.hits], default=str))
+        return
+    if result.time_expression:
+        console.print(f"[dim]“{result.time_expression}” → {result.time_range}[/dim]")
+    if not result.hits:
+        console.print("No memories match.")
+        return
+    table = Table("#", "when", "store", "memory", "id", show_lines=False)
+    for number, hit in enumerate(result.hits, start=1):
+        record = hit.record
+        when = record.occurred_at.strftime("%Y-%m-%d %H:%M") if record.occurred_at else ""
+        table.add_row(str(number), when, record.store, snippet(record.search_text), record.id)
+    console.print(table)
+
+
+def snippet(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+@memories_app.command("list")
+def memories_list(
+    store: Annotated[str, typer.Argument(help="core, episodic, semantic, procedural, resource "
+                                              "or vault")],
+    limit: int = 20, offset: int = 0,
+) -> None:
+    """The newest memories of one store."""
+    with opened() as memlane:
+        if store == "core":
+            for label in ("human", "persona"):
+                console.print(f"[bold]{label}[/bold]\n{memlane.stores.core(label) or '(empty)'}")
+            return
+        records = memlane.stores.list(store, limit, offset)
+    table = Table("when", "memory", "id")
+    for record in records:
+        when = record.occurred_at.strftime("%Y-%m-%d") if record.occurred_at else ""
+        table.add_row(when, snippet(masked(record).search_text, 100), record.id)
+    console.print(table)
+
+
+def masked(record):
+    """Vault secrets stay hidden unless asked for with --reveal."""
+    from dataclasses import replace
+
+    if record.store != "vault":
+        return record
+    return replace(record, fields={**record.fields, "secret_value": "••••••"})
+
+
+@memories_app.command("show")
+def memories_show(record_id: str,
+                  reveal: Annotated[bool, typer.Option(help="Show a vault secret")] = False
+                  ) -> None:
+    """One memory with its provenance and history."""
+    with opened() as memlane:
+        record = memlane.stores.get(record_id)
+        history = memlane.stores.history(record_id)
+    shown = record if reveal else masked(record)
+    console.print_json(json.dumps(shown.to_json(), default=str))
+    console.print("[bold]history[/bold]")
+    for row in history:
+        console.print(f"  {row['at']}  {row['op']:<6} by {row['actor']}")
+
+
+@memories_app.command("edit")
+def memories_edit(
+    record_id: str,
+    set_: Annotated[list[str], typer.Option("--set", help="field=value (repeatable)")],
+) -> None:
+    """Change fields of a memory; the old value stays in its history."""
+    changes = {}
+    for item in set_:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--set wants field=value, got {item!r}")
+        changes[name.strip()] = value
+    with opened() as memlane:
+        spec = memlane.stores.get(record_id).spec
+        parsed = {n: v.split("\n") if n in spec.list_fields else v for n, v in changes.items()}
+        with memlane.db.transaction():
+            memlane.stores.update(record_id, parsed, actor="user")
+        memlane.vectors.sync()
+    console.print(f"Updated {record_id}.")
+
+
+@memories_app.command("delete")
+def memories_delete(record_id: str,
+                    yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False) -> None:
+    """Delete a memory from its store and every index (its history keeps the old value)."""
+    if not yes and not typer.confirm(f"Delete {record_id}?"):
+        raise typer.Exit(1)
+    with opened() as memlane:
+        with memlane.db.transaction():
+            memlane.stores.delete(record_id, actor="user")
+        memlane.vectors.sync()
+    console.print(f"Deleted {record_id}.")
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """How much is remembered, per store, and the disk it takes."""
+    from app.maintenance import stats as gather
+
+    with opened() as memlane:
+        facts = gather(memlane)
+    if as_json:
+        console.print_json(json.dumps(facts))
+        return
+    table = Table("store", "count")
+    for name, count in facts["counts"].items():
+        table.add_row(name, str(count))
+    table.add_row("vectors", str(facts["vectors"]))
+    console.print(table)
+    console.print(f"Home {facts['home']}, {facts['disk_bytes'] / 2**20:.1f} MiB on disk"
+                  + (f", {facts['pending_index']} waiting for the index"
+                     if facts["pending_index"] else ""))
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild the keyword and vector indexes from the SQLite truth store."""
+    from app.maintenance import reindex as rebuild
+
+    with opened() as memlane, progress_bars() as bars:
+        counts = rebuild(memlane, bars)
+    console.print(f"Reindexed: {counts['keyword']} keyword entries, {counts['vectors']} vectors.")
+
+
+@app.command()
+def export(path: Path) -> None:
+    """Write the whole memory to a JSONL file (vault secrets included: keep it safe)."""
+    from app.maintenance import export as dump
+
+    with opened() as memlane:
+        counts = dump(memlane, path.expanduser())
+    console.print(f"Exported {sum(counts.values())} rows to {path}.")
+
+
+@app.command()
+def restore(path: Path) -> None:
+    """Load an export into an empty memory home."""
+    from app.maintenance import restore as load
+
+    with opened() as memlane, progress_bars() as bars:
+        counts = load(memlane, path.expanduser(), bars)
+    console.print(f"Restored {sum(counts.values())} rows from {path}.")
+
+
+@app.command()
+def start() -> None:
+    """Open the memory and search it interactively (the dashboard arrives in a later release)."""
+    with opened() as memlane:
+        from app.maintenance import stats as gather
+
+        facts = gather(memlane)
+        console.print(f"Memlane is ready: {facts['counts']['events']} events remembered in "
+                      f"{facts['home']}.")
+        if not sys.stdin.isatty():
+            console.print("Import with `memlane import PATH`, search with `memlane search TEXT`.")
+            return
+        console.print("Type a question to search your memory; an empty line quits.")
+        while query := console.input("[bold]search>[/bold] ").strip():
+            for number, hit in enumerate(memlane.retriever.search(query, 5).hits, start=1):
+                when = hit.record.occurred_at.date() if hit.record.occurred_at else ""
+                console.print(f"{number}. [dim]{when} {hit.record.store}[/dim] "
+                              f"{snippet(hit.record.search_text)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except MemlaneError as exc:
+        errors.print(f"[red]memlane:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

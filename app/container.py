@@ -1,0 +1,82 @@
+"""The composition root: the one place that picks concrete classes and wires them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from app.settings import Settings
+from capture.importers import DEFAULT_IMPORTERS
+from capture.importers.base import Importer
+from memory.db import Database
+from memory.embed import Embedder, MiniLMEmbedder
+from memory.events import Event
+from memory.keyword import KeywordIndex
+from memory.managers import RuleMetaManager, rule_managers
+from memory.nlp import Analyzer, SpacyAnalyzer
+from memory.retrieval import Retriever
+from memory.stores import Stores
+from memory.vectors import VectorIndex
+from memory.writepath import IngestReport, MetaManager, TypeManager, WritePath
+
+Progress = Callable[[int], None]
+
+
+def quiet_third_parties() -> None:
+    """Offline and silent: no hub lookups, no telemetry, no tokenizer fork warnings."""
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
+                        ("ANONYMIZED_TELEMETRY", "False"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
+    logging.getLogger("chromadb").setLevel(logging.ERROR)
+
+
+@dataclass
+class Parts:
+    """Replaceable parts; tests register honest fakes here, the defaults are the real ones."""
+
+    embedder: Embedder | None = None
+    analyzer: Analyzer | None = None
+    meta: MetaManager | None = None
+    managers: Sequence[TypeManager] | None = None
+    importers: Sequence[Importer] = field(default_factory=lambda: DEFAULT_IMPORTERS)
+
+
+class Memlane:
+    """The wired core that the CLI, dashboard, GUI and chat all use."""
+
+    def __init__(self, settings: Settings, parts: Parts | None = None) -> None:
+        quiet_third_parties()
+        parts = parts or Parts()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.db = Database(settings.db_path)
+        self.stores = Stores(self.db, settings.core_block_limit)
+        self.embedder = parts.embedder or MiniLMEmbedder(settings.embed_batch_size)
+        self.vectors = VectorIndex(settings.chroma_dir, self.db, self.stores, self.embedder)
+        self.keyword = KeywordIndex(self.db)
+        self.retriever = Retriever(self.stores, self.keyword, self.vectors, settings.rrf_k)
+        self.importers = tuple(parts.importers)
+        self.writepath = WritePath(
+            self.db, self.stores, parts.analyzer or SpacyAnalyzer(),
+            parts.meta or RuleMetaManager(settings.user_name, settings.resource_min_chars),
+            parts.managers or rule_managers(settings.user_name, settings.merge_similarity),
+            settings.user_name, settings.batch_size,
+        )
+
+    def ingest(self, events: Iterable[Event], progress: Progress | None = None,
+               index_progress: Progress | None = None) -> IngestReport:
+        """Store events (one transaction), then bring the vector index up to date."""
+        report = self.writepath.ingest(events, progress)
+        self.vectors.sync(index_progress)
+        return report
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Memlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""One typed settings object, built once at the edge and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def data_dir() -> Path:
+    """Where Memlane keeps everything: `MEMLANE_HOME`, else the platform's user data dir."""
+    home = os.environ.get("MEMLANE_HOME")
+    if home:
+        return Path(home).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("memlane", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob Memlane has; read from `MEMLANE_*` environment variables.
+
+    Frozen: parts receive it and never change it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MEMLANE_", frozen=True, extra="forbid")
+
+    home: Path = Field(default_factory=data_dir)
+    user_name: str = "user"
+    """How the owner of this memory appears as an actor; their statements update the core block."""
+    core_block_limit: int = 5000
+    batch_size: int = 20
+    """Events flushed to the memory managers at a time (MIRIX flushes every 20)."""
+    embed_batch_size: int = 64
+    merge_similarity: float = 0.85
+    """Token overlap above which a derived memory merges into an existing one."""
+    resource_min_chars: int = 600
+    """Texts at least this long are also kept as a resource (document)."""
+    max_import_bytes: int = 200 * 2**20
+    search_k: int = 10
+    rrf_k: int = 60
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "memlane.sqlite3"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"

@@ -1,0 +1,70 @@
+"""Keyword search over SQLite FTS5 (BM25), with the store, source and time filters."""
+
+from __future__ import annotations
+
+import re
+
+from memory.db import Database
+from memory.records import Filters
+from memory.stores import iso
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves
+out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where
+which while who whom why will with would you your yours yourself yourselves s t don didn
+doesn isn wasn weren won shouldn couldn wouldn ve ll re d m o y ever also get got
+""".split())
+
+
+def query_terms(text: str) -> list[str]:
+    """Content words of a query, lower-cased, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for word in WORD.findall(text.lower()):
+        word = word.replace("’", "'").split("'")[0]
+        if word and word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def match_expression(text: str) -> str | None:
+    """An FTS5 MATCH string that ORs the quoted content words (None when there are none)."""
+    terms = query_terms(text)
+    return " OR ".join(f'"{term}"' for term in terms) if terms else None
+
+
+class KeywordIndex:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def search(self, text: str, n: int, filters: Filters | None = None
+               ) -> list[tuple[str, float]]:
+        """(record id, BM25 score; higher is better) pairs, best first."""
+        expression = match_expression(text)
+        if expression is None:
+            return []
+        filters = filters or Filters()
+        clauses, params = ["memory_fts MATCH ?"], [expression]
+        if filters.stores:
+            clauses.append(f"store IN ({','.join('?' * len(filters.stores))})")
+            params.extend(filters.stores)
+        if filters.sources:
+            marks = ",".join("?" * len(filters.sources))
+            clauses.append(f"(source IN ({marks}) OR substr(source, 1, instr(source, ':') - 1) "
+                           f"IN ({marks}))")
+            params.extend((*filters.sources, *filters.sources))
+        if filters.since:
+            clauses.append("occurred_at >= ?")
+            params.append(iso(filters.since))
+        if filters.until:
+            clauses.append("occurred_at < ?")
+            params.append(iso(filters.until))
+        rows = self.db.execute(
+            f"SELECT record_id, -bm25(memory_fts) AS score FROM memory_fts WHERE "
+            f"{' AND '.join(clauses)} ORDER BY bm25(memory_fts) LIMIT ?", (*params, n),
+        )
+        return [(row[0], row[1]) for row in rows]

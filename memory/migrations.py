@@ -1,0 +1,161 @@
+"""Numbered, named schema migrations; SQLite is the source of truth for every index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_stores",
+        """
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            text TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            ingested_at TEXT NOT NULL
+        );
+        CREATE INDEX events_source ON events(source);
+
+        CREATE TABLE core (
+            label TEXT PRIMARY KEY,
+            value TEXT NOT NULL DEFAULT '',
+            char_limit INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE episodic (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT,
+            actor TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE semantic (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT,
+            name TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE procedural (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT,
+            entry_type TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            steps TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE resource (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            content TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE vault (
+            id TEXT PRIMARY KEY,
+            occurred_at TEXT,
+            entry_type TEXT NOT NULL,
+            sensitivity TEXT NOT NULL CHECK (sensitivity IN ('low', 'medium', 'high')),
+            secret_value TEXT NOT NULL,
+            caption TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX episodic_time ON episodic(occurred_at);
+        CREATE INDEX semantic_name ON semantic(name);
+
+        -- Which events each record came from (many to many).
+        CREATE TABLE provenance (
+            record_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (record_id, event_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX provenance_event ON provenance(event_id);
+
+        -- Append-only: rows are inserted, never updated or deleted.
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            record_id TEXT NOT NULL,
+            store TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('ADD', 'UPDATE', 'MERGE', 'DELETE')),
+            old_value TEXT,
+            new_value TEXT,
+            event_ids TEXT NOT NULL DEFAULT '[]',
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX history_record ON history(record_id);
+        CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+
+        -- Keyword index over every store's text fields (never a vault secret).
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            record_id UNINDEXED, store UNINDEXED, source UNINDEXED, occurred_at UNINDEXED, text,
+            tokenize = 'porter unicode61'
+        );
+
+        -- Embeddings by content hash, so nothing is embedded twice and Chroma can be rebuilt.
+        CREATE TABLE embeddings (
+            content_hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (content_hash, model)
+        ) WITHOUT ROWID;
+
+        -- Records whose vector index entry must be written or removed; drained after commit.
+        CREATE TABLE vector_queue (record_id TEXT PRIMARY KEY) WITHOUT ROWID;
+        """,
+    ),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks, each in its own transaction; return their names."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with conn:
+            conn.execute("BEGIN")
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO _migrations VALUES (?, datetime('now'))", (name,)
+            )
+        applied.append(name)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return [s for s in statements if s]

@@ -1,0 +1,278 @@
+"""The record stores over SQLite: every change writes history, keyword index and vector queue
+in the same transaction, so nothing derived can drift from the truth."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from app.errors import InvalidInput, RecordNotFound
+from memory.db import Database, utcnow
+from memory.events import Event, as_utc
+from memory.records import (
+    CORE_LABELS,
+    STORES,
+    Record,
+    StoreSpec,
+    field_from_sql,
+    field_to_sql,
+)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment else None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def store_of(record_id: str) -> str:
+    """Record ids carry their store as a type prefix (`semantic-3f2a…`)."""
+    store = record_id.split("-", 1)[0]
+    if store not in STORES:
+        raise RecordNotFound(f"no memory has the id {record_id!r}")
+    return store
+
+
+class Stores:
+    """Reads and writes the five record stores, the core blocks and the event log."""
+
+    def __init__(self, db: Database, core_limit: int = 5000) -> None:
+        self.db = db
+        self.core_limit = core_limit
+
+    # -- events -----------------------------------------------------------------------------
+    def has_event(self, event_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def add_event(self, event: Event, text: str) -> None:
+        """Log an event with its (already redacted) text: the acknowledgement that it arrived."""
+        self.db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.source, iso(event.occurred_at), event.actor, text,
+             json.dumps(event.metadata, sort_keys=True), utcnow()),
+        )
+
+    def event_metadata(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(event_ids)
+        rows = self.db.execute(
+            f"SELECT id, metadata FROM events WHERE id IN ({','.join('?' * len(ids))})", ids
+        )
+        return {row["id"]: json.loads(row["metadata"]) for row in rows}
+
+    def iter_events(self) -> Iterator[sqlite3.Row]:
+        yield from self.db.execute("SELECT * FROM events ORDER BY occurred_at, id")
+
+    # -- records ----------------------------------------------------------------------------
+    def add(self, record: Record, actor: str) -> Record:
+        """Insert a new record; an identical one already stored is returned unchanged."""
+        spec = record.spec
+        existing = self.find(record.id)
+        if existing:
+            return existing
+        now = utcnow()
+        columns = ("id", "occurred_at", *spec.fields, "source", "created_at", "updated_at")
+        values = (record.id, iso(record.occurred_at),
+                  *(field_to_sql(spec, f, record.fields.get(f, "")) for f in spec.fields),
+                  record.source, now, now)
+        self.db.execute(
+            f"INSERT INTO {spec.name} ({','.join(columns)}) VALUES ({','.join('?' * len(values))})",
+            values,
+        )
+        stored = replace(record, created_at=parse_time(now), updated_at=parse_time(now))
+        self._link(stored.id, record.event_ids)
+        self._history(stored, "ADD", None, stored.fields, record.event_ids, actor)
+        self.reindex(stored)
+        return stored
+
+    def update(self, record_id: str, changes: dict[str, Any], actor: str,
+               event_ids: tuple[str, ...] = (), op: str = "UPDATE") -> Record:
+        """Change fields of a record (op MERGE when another memory was folded into it)."""
+        old = self.get(record_id)
+        unknown = set(changes) - set(old.spec.fields)
+        if unknown:
+            raise InvalidInput(f"{old.store} memories have no field(s) {sorted(unknown)}")
+        new_fields = {**old.fields, **changes}
+        assignments = [f"{name} = ?" for name in changes] + ["updated_at = ?"]
+        values = [field_to_sql(old.spec, n, v) for n, v in changes.items()] + [utcnow()]
+        self.db.execute(
+            f"UPDATE {old.store} SET {', '.join(assignments)} WHERE id = ?", (*values, record_id)
+        )
+        self._link(record_id, event_ids)
+        self._history(old, op, old.fields, new_fields, event_ids, actor)
+        new = self.get(record_id)
+        self.reindex(new)
+        return new
+
+    def delete(self, record_id: str, actor: str) -> Record:
+        old = self.get(record_id)
+        self.db.execute(f"DELETE FROM {old.store} WHERE id = ?", (record_id,))
+        self.db.execute("DELETE FROM provenance WHERE record_id = ?", (record_id,))
+        self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record_id,))
+        self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record_id,))
+        self._history(old, "DELETE", old.fields, None, (), actor)
+        return old
+
+    def find(self, record_id: str) -> Record | None:
+        try:
+            store = store_of(record_id)
+        except RecordNotFound:
+            return None
+        row = self.db.execute(f"SELECT * FROM {store} WHERE id = ?", (record_id,)).fetchone()
+        return self._record(STORES[store], row) if row else None
+
+    def get(self, record_id: str) -> Record:
+        record = self.find(record_id)
+        if record is None:
+            raise RecordNotFound(f"no memory has the id {record_id!r}")
+        return record
+
+    def get_many(self, record_ids: Iterable[str]) -> dict[str, Record]:
+        by_store: dict[str, list[str]] = {}
+        for record_id in record_ids:
+            by_store.setdefault(store_of(record_id), []).append(record_id)
+        found: dict[str, Record] = {}
+        for store, ids in by_store.items():
+            rows = self.db.execute(
+                f"SELECT * FROM {store} WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+            provenance = self._provenance(ids)
+            for row in rows:
+                found[row["id"]] = self._record(STORES[store], row, provenance.get(row["id"], ()))
+        return found
+
+    def list(self, store: str, limit: int = 50, offset: int = 0) -> list[Record]:
+        spec = self.spec(store)
+        rows = self.db.execute(
+            f"SELECT * FROM {store} ORDER BY coalesce(occurred_at, created_at) DESC, id "
+            "LIMIT ? OFFSET ?", (limit, offset),
+        ).fetchall()
+        provenance = self._provenance(row["id"] for row in rows)
+        return [self._record(spec, row, provenance.get(row["id"], ())) for row in rows]
+
+    def iter_all(self, store: str) -> Iterator[Record]:
+        spec = self.spec(store)
+        for row in self.db.execute(f"SELECT * FROM {store} ORDER BY id").fetchall():
+            yield self._record(spec, row)
+
+    def find_by(self, store: str, field: str, value: str) -> list[Record]:
+        spec = self.spec(store)
+        rows = self.db.execute(f"SELECT * FROM {store} WHERE {field} = ?", (value,)).fetchall()
+        return [self._record(spec, row) for row in rows]
+
+    def history(self, record_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT * FROM history WHERE record_id = ? ORDER BY seq", (record_id,)
+        ).fetchall()
+        return [{**dict(row), "old_value": _loads(row["old_value"]),
+                 "new_value": _loads(row["new_value"]),
+                 "event_ids": json.loads(row["event_ids"])} for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"core": self.db.execute("SELECT count(*) FROM core WHERE value != ''")
+                  .fetchone()[0]}
+        for store in STORES:
+            counts[store] = self.db.execute(f"SELECT count(*) FROM {store}").fetchone()[0]
+        counts["events"] = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+        return counts
+
+    def spec(self, store: str) -> StoreSpec:
+        if store not in STORES:
+            raise InvalidInput(f"unknown store {store!r}; choose one of {', '.join(STORES)}")
+        return STORES[store]
+
+    # -- core blocks ------------------------------------------------------------------------
+    def core(self, label: str) -> str:
+        self._check_label(label)
+        row = self.db.execute("SELECT value FROM core WHERE label = ?", (label,)).fetchone()
+        return row["value"] if row else ""
+
+    def set_core(self, label: str, value: str, actor: str, event_ids: tuple[str, ...] = ()) -> None:
+        """Replace a core block; a block past its limit keeps its newest lines."""
+        self._check_label(label)
+        old = self.core(label)
+        value = _fit(value, self.core_limit)
+        if value == old:
+            return
+        self.db.execute(
+            "INSERT INTO core VALUES (?, ?, ?, ?) ON CONFLICT(label) DO UPDATE SET "
+            "value = excluded.value, updated_at = excluded.updated_at",
+            (label, value, self.core_limit, utcnow()),
+        )
+        self.db.execute(
+            "INSERT INTO history (record_id, store, op, old_value, new_value, event_ids, actor, at)"
+            " VALUES (?, 'core', ?, ?, ?, ?, ?, ?)",
+            (f"core-{label}", "UPDATE" if old else "ADD", json.dumps(old) if old else None,
+             json.dumps(value), json.dumps(list(event_ids)), actor, utcnow()),
+        )
+
+    @staticmethod
+    def _check_label(label: str) -> None:
+        if label not in CORE_LABELS:
+            raise InvalidInput(f"unknown core block {label!r}; choose one of {CORE_LABELS}")
+
+    # -- internals --------------------------------------------------------------------------
+    def _record(self, spec: StoreSpec, row: sqlite3.Row,
+                event_ids: tuple[str, ...] | None = None) -> Record:
+        if event_ids is None:
+            event_ids = self._provenance([row["id"]]).get(row["id"], ())
+        return Record(
+            store=spec.name, id=row["id"], source=row["source"],
+            fields={f: field_from_sql(spec, f, row[f]) for f in spec.fields},
+            occurred_at=parse_time(row["occurred_at"]), created_at=parse_time(row["created_at"]),
+            updated_at=parse_time(row["updated_at"]), event_ids=event_ids,
+        )
+
+    def _provenance(self, record_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        ids = list(record_ids)
+        links: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for row in self.db.execute(
+                f"SELECT record_id, event_id FROM provenance WHERE record_id IN "
+                f"({','.join('?' * len(chunk))})", chunk,
+            ):
+                links.setdefault(row[0], []).append(row[1])
+        return {key: tuple(value) for key, value in links.items()}
+
+    def _link(self, record_id: str, event_ids: Iterable[str]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO provenance VALUES (?, ?)",
+            [(record_id, event_id) for event_id in event_ids],
+        )
+
+    def _history(self, record: Record, op: str, old: dict | None, new: dict | None,
+                 event_ids: Iterable[str], actor: str) -> None:
+        self.db.execute(
+            "INSERT INTO history (record_id, store, op, old_value, new_value, event_ids, actor, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.store, op, json.dumps(old) if old is not None else None,
+             json.dumps(new) if new is not None else None, json.dumps(list(event_ids)), actor,
+             utcnow()),
+        )
+
+    def reindex(self, record: Record) -> None:
+        """Write a record into the keyword index and queue it for the vector index."""
+        self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record.id,))
+        self.db.execute(
+            "INSERT INTO memory_fts (record_id, store, source, occurred_at, text) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.id, record.store, record.source, iso(record.occurred_at), record.search_text),
+        )
+        self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record.id,))
+
+
+def _loads(value: str | None) -> Any:
+    return json.loads(value) if value is not None else None
+
+
+def _fit(value: str, limit: int) -> str:
+    lines = value.strip().splitlines()
+    while lines and len("\n".join(lines)) > limit:
+        lines.pop(0)
+    return "\n".join(lines)

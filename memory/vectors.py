@@ -1,0 +1,149 @@
+"""Dense index: embedded Chroma, fed from SQLite. Embeddings are cached by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memory.db import Database
+from memory.embed import Embedder
+from memory.records import Filters, Record, source_kind
+from memory.stores import Stores
+
+log = logging.getLogger(__name__)
+COLLECTION = "memories"
+Progress = Callable[[int], None]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def where(filters: Filters) -> dict[str, Any] | None:
+    """The Chroma `where` clause for the same filters the keyword index applies."""
+    clauses: list[dict[str, Any]] = []
+    if filters.stores:
+        clauses.append({"store": {"$in": list(filters.stores)}})
+    if filters.sources:
+        sources = list(filters.sources)
+        clauses.append({"$or": [{"source": {"$in": sources}},
+                                {"source_kind": {"$in": sources}}]})
+    if filters.since is not None:
+        clauses.append({"occurred_ts": {"$gte": filters.since.timestamp()}})
+    if filters.until is not None:
+        clauses.append({"occurred_ts": {"$lt": filters.until.timestamp()}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class VectorIndex:
+    """One Chroma collection of record vectors; a record's vector id is its record id."""
+
+    def __init__(self, path: Path, db: Database, stores: Stores, embedder: Embedder) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.db, self.stores, self.embedder = db, stores, embedder
+        self.client = chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        self.collection = self.client.get_or_create_collection(
+            COLLECTION, embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": embedder.name},
+        )
+
+    def embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts, computing only those whose content hash was never embedded."""
+        hashes = [text_hash(text) for text in texts]
+        cached = self._cached(set(hashes))
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in cached}
+        if missing:
+            fresh = self.embedder.embed(list(missing.values()))
+            rows = [(h, self.embedder.name, v.tobytes()) for h, v in zip(missing, fresh,
+                                                                          strict=True)]
+            with self.db.transaction():
+                self.db.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
+            cached.update(zip(missing, fresh, strict=True))
+        return np.stack([cached[h] for h in hashes]) if hashes else np.zeros((0, self.embedder.dim))
+
+    def sync(self, progress: Progress | None = None, chunk: int = 256) -> int:
+        """Drain the queue of changed records into Chroma; safe to repeat after a crash."""
+        queued = [row[0] for row in self.db.execute("SELECT record_id FROM vector_queue")]
+        for start in range(0, len(queued), chunk):
+            ids = queued[start:start + chunk]
+            records = self.stores.get_many(ids)
+            gone = [i for i in ids if i not in records]
+            if gone:
+                self.collection.delete(ids=gone)
+            if records:
+                self._upsert(list(records.values()))
+            with self.db.transaction():
+                self.db.conn.executemany("DELETE FROM vector_queue WHERE record_id = ?",
+                                         [(i,) for i in ids])
+            if progress:
+                progress(len(ids))
+        return len(queued)
+
+    def pending(self) -> int:
+        return self.db.execute("SELECT count(*) FROM vector_queue").fetchone()[0]
+
+    def search(self, vector: np.ndarray, n: int, filters: Filters | None = None
+               ) -> list[tuple[str, float]]:
+        """(record id, cosine similarity) pairs, best first."""
+        total = self.collection.count()
+        if total == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[vector.tolist()], n_results=min(n, total),
+            where=where(filters or Filters()), include=["distances"],
+        )
+        return [(rid, 1.0 - dist) for rid, dist in
+                zip(result["ids"][0], result["distances"][0], strict=True)]
+
+    def reset(self) -> None:
+        """Drop the collection and queue every record, for a rebuild from SQLite."""
+        self.client.delete_collection(COLLECTION)
+        self.collection = self.client.get_or_create_collection(
+            COLLECTION, embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
+        )
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def _upsert(self, records: list[Record]) -> None:
+        texts = [record.embed_text or record.title for record in records]
+        vectors = self.embeddings(texts)
+        self.collection.upsert(
+            ids=[record.id for record in records],
+            embeddings=vectors.tolist(),
+            metadatas=[_metadata(record, text) for record, text in zip(records, texts,
+                                                                        strict=True)],
+        )
+
+    def _cached(self, hashes: set[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        wanted = list(hashes)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for row in self.db.execute(
+                f"SELECT content_hash, vector FROM embeddings WHERE model = ? AND content_hash "
+                f"IN ({','.join('?' * len(chunk))})", (self.embedder.name, *chunk),
+            ):
+                found[row[0]] = np.frombuffer(row[1], dtype=np.float32)
+        return found
+
+
+def _metadata(record: Record, text: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"store": record.store, "source": record.source,
+                            "source_kind": source_kind(record.source),
+                            "content_hash": text_hash(text)}
+    if record.occurred_at:
+        meta["occurred_ts"] = record.occurred_at.timestamp()
+    return meta
