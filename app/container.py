@@ -53,7 +53,8 @@ class Memlane:
         self.settings = settings
         self.db = Database(settings.db_path)
         self.stores = Stores(self.db, settings.core_block_limit)
-        self.embedder = parts.embedder or MiniLMEmbedder(settings.embed_batch_size)
+        self.embedder = parts.embedder or MiniLMEmbedder(
+            settings.embed_batch_size, settings.embed_precision)
         self.vectors = VectorIndex(settings.chroma_dir, self.db, self.stores, self.embedder)
         self.keyword = KeywordIndex(self.db)
         self.retriever = Retriever(self.stores, self.keyword, self.vectors, settings.rrf_k)

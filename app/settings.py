@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,14 +34,18 @@ class Settings(BaseSettings):
     core_block_limit: int = 5000
     batch_size: int = 20
     """Events flushed to the memory managers at a time (MIRIX flushes every 20)."""
-    embed_batch_size: int = 64
+    embed_batch_size: int = 32
+    embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    """bfloat16 is ~3x faster on CPUs that have it natively; "auto" uses it there."""
     merge_similarity: float = 0.85
     """Token overlap above which a derived memory merges into an existing one."""
     resource_min_chars: int = 600
     """Texts at least this long are also kept as a resource (document)."""
     max_import_bytes: int = 200 * 2**20
     search_k: int = 10
-    rrf_k: int = 60
+    rrf_k: int = 10
+    """Reciprocal-rank fusion constant; 10 beat the textbook 60 by 5 points of recall@10 on
+    LoCoMo (bench.locomo_retrieval)."""
 
     @property
     def db_path(self) -> Path:

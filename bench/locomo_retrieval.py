@@ -73,8 +73,12 @@ class BM25:
 
 
 def baseline_text(event) -> str:
-    """'[session date] speaker: text' with the photo caption appended (as the README)."""
-    return f"[{event.occurred_at:%d %B %Y}] {event.actor}: {event.text}"
+    """'[1:56 pm on 8 May, 2023] speaker: text (shared a photo: caption)': the session's date
+    as LoCoMo writes it, as in the data README's baselines (this reproduces their figures)."""
+    moment = event.occurred_at
+    when = (f"{moment.hour % 12 or 12}:{moment:%M} {'am' if moment.hour < 12 else 'pm'} on "
+            f"{moment.day} {moment:%B}, {moment.year}")
+    return f"[{when}] {event.actor}: {event.text}"
 
 
 def score(rankings: list[tuple[str, set[str], list[str]]], ks: Sequence[int]) -> dict:
@@ -110,9 +114,10 @@ def run(data: Path, ks: Sequence[int], embedder: Embedder) -> dict:
             summary = import_path(memlane, path)
             ingest_s += time.perf_counter() - started
             turns_total += summary.events_read
-            turn_of = {e.id: normalize_turn(e.metadata["dia_id"])
-                       for e in LocomoImporter().read(path)}
+            turn_of = {row["id"]: normalize_turn(json.loads(row["metadata"])["dia_id"])
+                       for row in memlane.stores.iter_events()}
             events = LocomoImporter().read(path)
+            baseline_turns = [normalize_turn(e.metadata["dia_id"]) for e in events]
             texts = [baseline_text(e) for e in events]
             bm25 = BM25(texts)
             vectors = embedder.embed(texts)
@@ -124,10 +129,10 @@ def run(data: Path, ks: Sequence[int], embedder: Embedder) -> dict:
                 query_ms.append((time.perf_counter() - started) * 1000)
                 ranked = [turn_of[e] for h in hits for e in h.record.event_ids if e in turn_of]
                 runs["memlane"].append((cat, evidence, ranked))
-                runs["bm25"].append((cat, evidence, [turn_of[events[i].id]
+                runs["bm25"].append((cat, evidence, [baseline_turns[i]
                                                      for i in bm25.rank(q["question"])[:depth]]))
                 sims = vectors @ embedder.embed([q["question"]])[0]
-                runs["dense"].append((cat, evidence, [turn_of[events[i].id]
+                runs["dense"].append((cat, evidence, [baseline_turns[i]
                                                       for i in np.argsort(-sims)[:depth]]))
             memlane.close()
     return {
@@ -162,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     ks = sorted(set(args.k) | {10})
-    result = run(args.data, ks, MiniLMEmbedder())
+    settings = Settings(home=Path(tempfile.gettempdir()))
+    embedder = MiniLMEmbedder(settings.embed_batch_size, settings.embed_precision)
+    result = run(args.data, ks, embedder)
     print(table(result, ks))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

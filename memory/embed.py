@@ -36,33 +36,54 @@ def minilm_path() -> Path:
     return path
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 through sentence-transformers, loaded from the package on first use."""
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): then it is ~3x faster
+    than float32 for MiniLM, at a cosine of ≥ 0.998 to the float32 vectors."""
+    import torch
 
-    name = "all-MiniLM-L6-v2"
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe and probe())
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded from the package on first use.
+
+    `precision` is "float32", "bfloat16" or "auto" (bfloat16 where the CPU has it natively).
+    The precision is part of `name`, so vectors of the two never mix in the cache.
+    """
+
     dim = 384
 
-    def __init__(self, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(self, batch_size: int = 32, precision: str = "auto") -> None:
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
         self.batch_size = batch_size
-        self.threads = threads
+        self.precision = precision
         self._model = None
+
+    @property
+    def name(self) -> str:
+        return "all-MiniLM-L6-v2" + ("@bf16" if self._dtype() == "bfloat16" else "")
+
+    def _dtype(self) -> str:
+        if self.precision == "auto":
+            self.precision = "bfloat16" if native_bfloat16() else "float32"
+        return self.precision
 
     def _load(self):
         if self._model is None:
             import torch
             from sentence_transformers import SentenceTransformer
 
-            if self.threads:
-                torch.set_num_threads(self.threads)
             log.info("loading %s", self.name)
-            self._model = SentenceTransformer(str(minilm_path()), device="cpu")
+            model = SentenceTransformer(str(minilm_path()), device="cpu")
+            self._model = model.to(getattr(torch, self._dtype()))
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._load().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
-        return vectors.astype(np.float32)
+            texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
+        ).float().numpy()
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)

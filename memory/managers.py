@@ -225,7 +225,7 @@ class VaultManager:
                                   op="MERGE")
                     report.add("vault", "MERGE")
                     continue
-                caption = (f"{finding.label}: “{context_of(item.event.text, finding)}” — "
+                caption = (f"{finding.label}: “{context_of(item.raw_text, finding)}” — "
                            f"from {item.event.actor} ({item.event.source})")
                 stores.add(Record(
                     store="vault", id=record_id, source=item.event.source,

@@ -51,7 +51,7 @@ class Retriever:
     2023", "two days before the concert") adds a third list: the records of that period."""
 
     def __init__(self, stores: Stores, keyword: KeywordIndex, vectors: VectorIndex,
-                 rrf_k: int = 60, depth: int = 50) -> None:
+                 rrf_k: int = 10, depth: int = 50) -> None:
         self.stores, self.keyword, self.vectors = stores, keyword, vectors
         self.rrf_k, self.depth = rrf_k, depth
 

@@ -48,7 +48,8 @@ class Stores:
 
     # -- events -----------------------------------------------------------------------------
     def has_event(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+        row = self.db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row is not None
 
     def add_event(self, event: Event, text: str) -> None:
         """Log an event with its (already redacted) text: the acknowledgement that it arrived."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real MiniLM embedder and spaCy analyzer, loaded once per session and
+injected through `Parts`, and a `Memlane` over real SQLite and real Chroma in a tmp home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.container import Memlane, Parts, quiet_third_parties
+from app.settings import Settings
+from memory.embed import MiniLMEmbedder
+from memory.nlp import SpacyAnalyzer
+
+MakeMemlane = Callable[..., Memlane]
+
+
+@pytest.fixture(autouse=True)
+def _no_memlane_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own MEMLANE_* variables must not reach a test's Settings."""
+    for name in list(os.environ):
+        if name.startswith("MEMLANE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedder:
+    quiet_third_parties()  # offline before the first model load, as the app does
+    model = MiniLMEmbedder()
+    model.embed(["warm up"])
+    return model
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> SpacyAnalyzer:
+    model = SpacyAnalyzer()
+    model.analyze(["Warm up."])
+    return model
+
+
+@pytest.fixture
+def parts(embedder: MiniLMEmbedder, analyzer: SpacyAnalyzer) -> Parts:
+    return Parts(embedder=embedder, analyzer=analyzer)
+
+
+@pytest.fixture
+def make_memlane(parts: Parts) -> Iterator[MakeMemlane]:
+    """Opens a Memlane on a given home (Settings overrides as keywords); closes them all."""
+    opened: list[Memlane] = []
+
+    def make(home: Path, **overrides: object) -> Memlane:
+        memlane = Memlane(Settings(home=home, **overrides), parts)
+        opened.append(memlane)
+        return memlane
+
+    yield make
+    for memlane in opened:
+        memlane.close()
+
+
+@pytest.fixture
+def memlane(tmp_path: Path, make_memlane: MakeMemlane) -> Memlane:
+    return make_memlane(tmp_path / "home")

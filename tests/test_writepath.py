@@ -1,0 +1,254 @@
+"""The write path with the real spaCy analyzer and MiniLM embedder: idempotent, all-or-nothing
+ingestion, routing to each of the six stores, secrets kept to the vault, merging of restated
+facts, and an episodic record for every event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.container import Memlane
+from capture.importers import read_path
+from memory.events import Event
+from memory.records import STORES
+from tests.conftest import MakeMemlane
+from tests.helpers import OPENAI_KEY, T0, event, files_holding, tables_holding
+
+ROUTER = "How to reset the router:\n1. Unplug it\n2. Wait 10 seconds\n3. Plug it back in"
+REPORT = " ".join(
+    f"Section {i}: the quarterly report says revenue in the northern region grew steadily "
+    f"while costs stayed flat." for i in range(1, 9)
+)
+
+
+def count(memlane: Memlane, table: str) -> int:
+    return memlane.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def snapshot(memlane: Memlane) -> dict[str, object]:
+    """Everything a second ingestion could change."""
+    return {**memlane.stores.counts(), "core_value": memlane.stores.core("human"),
+            **{table: count(memlane, table) for table in ("history", "provenance", "memory_fts")},
+            "vectors": memlane.vectors.count()}
+
+
+def chat(n: int) -> list[Event]:
+    return [event(f"Message {i}: Bob met Carol in Oslo to talk about sailing.", actor="Bob",
+                  when=T0 + timedelta(minutes=i)) for i in range(n)]
+
+
+# -- idempotence and transactions -------------------------------------------------------------
+def test_reingesting_the_same_events_adds_nothing(memlane: Memlane) -> None:
+    events = [*chat(3), event("My name is Dana and I love hiking."),
+              event(f"my openai key is {OPENAI_KEY}")]
+    first = memlane.ingest(events)
+    assert (first.events, first.duplicates) == (5, 0)
+    before = snapshot(memlane)
+
+    again = memlane.ingest(list(events))
+    assert (again.events, again.duplicates) == (0, 5)
+    assert not again.operations
+    assert snapshot(memlane) == before
+
+
+def test_a_repeated_event_within_one_import_is_stored_once(memlane: Memlane) -> None:
+    report = memlane.ingest([*chat(2), *chat(2)])
+    assert (report.events, report.duplicates) == (2, 2)
+    assert memlane.stores.counts()["events"] == 2
+
+
+def test_a_source_that_fails_midway_leaves_nothing_stored(memlane: Memlane) -> None:
+    batch = memlane.settings.batch_size
+
+    def events() -> Iterator[Event]:
+        yield from chat(batch + 5)  # one whole batch is flushed before the failure
+        raise RuntimeError("the capture source died")
+
+    with pytest.raises(RuntimeError, match="source died"):
+        memlane.ingest(events())
+
+    assert set(memlane.stores.counts().values()) == {0}
+    for table in ("history", "provenance", "memory_fts", "vector_queue"):
+        assert count(memlane, table) == 0, table
+    assert memlane.vectors.count() == 0
+
+    report = memlane.ingest(chat(2))  # and the memory still takes new events
+    assert report.events == 2
+    assert memlane.stores.counts()["events"] == 2
+
+
+def test_small_batches_store_every_event(tmp_path: Path, make_memlane: MakeMemlane) -> None:
+    memlane = make_memlane(tmp_path / "home", batch_size=3)
+    done: list[int] = []
+    report = memlane.ingest(chat(10), progress=done.append)
+    assert report.events == 10 and sum(done) == 10
+    assert memlane.stores.counts()["episodic"] == 10
+    assert memlane.vectors.pending() == 0
+    assert memlane.vectors.count() == sum(memlane.stores.counts()[s] for s in STORES)
+
+
+# -- routing ----------------------------------------------------------------------------------
+def test_the_users_self_statement_updates_the_core_human_block(memlane: Memlane) -> None:
+    said = event("My name is Dana and I love hiking.")
+    memlane.ingest([said])
+    assert "My name is Dana and I love hiking." in memlane.stores.core("human")
+    assert memlane.stores.core("persona") == ""
+    history = memlane.stores.history("core-human")
+    assert [(row["op"], row["event_ids"]) for row in history] == [("ADD", [said.id])]
+
+
+def test_someone_elses_self_statement_is_not_the_users_core(memlane: Memlane) -> None:
+    memlane.ingest([event("My name is Carol and I love sailing.", actor="Carol")])
+    assert memlane.stores.core("human") == ""
+
+
+def test_a_fact_about_a_named_person_goes_to_semantic(memlane: Memlane) -> None:
+    said = event("Alice works at Google in Berlin.")
+    memlane.ingest([said])
+    facts = memlane.stores.find_by("semantic", "name", "Alice")
+    assert len(facts) == 1
+    assert facts[0].fields["summary"] == "Alice works at Google in Berlin."
+    assert facts[0].event_ids == (said.id,)
+    assert memlane.stores.core("human") == ""
+
+
+def test_a_how_to_goes_to_procedural_with_its_steps(memlane: Memlane) -> None:
+    said = event(ROUTER)
+    memlane.ingest([said])
+    [procedure] = memlane.stores.list("procedural")
+    assert procedure.fields["steps"] == ["Unplug it", "Wait 10 seconds", "Plug it back in"]
+    assert "reset the router" in procedure.fields["summary"]
+    assert procedure.fields["entry_type"] == "workflow"
+    assert procedure.event_ids == (said.id,)
+
+
+def test_a_long_text_is_kept_whole_as_a_resource(memlane: Memlane) -> None:
+    assert len(REPORT) >= memlane.settings.resource_min_chars
+    said = event(REPORT)
+    memlane.ingest([said])
+    [resource] = memlane.stores.list("resource")
+    assert resource.fields["content"] == REPORT
+    assert resource.fields["resource_type"] == "document"
+    assert len(resource.fields["summary"]) < len(REPORT)
+    assert resource.event_ids == (said.id,)
+
+
+def test_small_talk_is_only_an_episode(memlane: Memlane) -> None:
+    memlane.ingest([event("ok, see you soon!")])
+    counts = memlane.stores.counts()
+    assert counts["episodic"] == 1
+    assert {store: n for store, n in counts.items() if n and store != "events"} == {"episodic": 1}
+
+
+def test_a_secret_goes_to_the_vault(memlane: Memlane) -> None:
+    said = event(f"my openai key is {OPENAI_KEY}")
+    memlane.ingest([said])
+    [entry] = memlane.stores.list("vault")
+    assert entry.fields["secret_value"] == OPENAI_KEY
+    assert (entry.fields["entry_type"], entry.fields["sensitivity"]) == ("api_key", "high")
+    assert OPENAI_KEY not in entry.fields["caption"]
+    assert "openai" in entry.fields["caption"].lower()
+    assert entry.event_ids == (said.id,)
+
+
+def ingest_secret_everywhere(memlane: Memlane) -> None:
+    memlane.ingest([
+        event(f"my openai key is {OPENAI_KEY}"),
+        event(f"Alice from Google said the key {OPENAI_KEY} expires in Berlin time."),
+        event(f"Deploy guide:\n1. Export OPENAI_API_KEY={OPENAI_KEY}\n2. Run the server"),
+        event(f"{REPORT} Appendix: the key is {OPENAI_KEY}."),
+    ])
+
+
+def test_a_secret_reaches_no_table_index_or_file_but_the_vault(memlane: Memlane) -> None:
+    ingest_secret_everywhere(memlane)
+    assert memlane.stores.counts()["vault"] >= 1
+    # History is checked on its own below.
+    assert tables_holding(memlane.db, OPENAI_KEY, skip=("vault", "history")) == {}
+    assert "[REDACTED" in memlane.db.execute("SELECT text FROM events").fetchone()[0]
+
+    stored = memlane.vectors.collection.get(include=["documents", "metadatas"])
+    assert OPENAI_KEY not in repr(stored)
+    assert files_holding(memlane.settings.chroma_dir, OPENAI_KEY) == []
+    others = [path for path in files_holding(memlane.settings.home, OPENAI_KEY)
+              if not path.name.startswith(memlane.settings.db_path.name)]
+    assert others == []
+    assert not any(OPENAI_KEY in hit.record.search_text
+                   for hit in memlane.retriever.search(OPENAI_KEY, 20).hits)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: memory/stores.py Stores._history writes the vault "
+                   "record's fields, secret_value included, into the append-only history")
+def test_a_secret_is_not_kept_in_history(memlane: Memlane) -> None:
+    ingest_secret_everywhere(memlane)
+    [entry] = memlane.stores.list("vault")
+    with memlane.db.transaction():
+        memlane.stores.delete(entry.id, actor="user")  # deleting must not leave it forever
+    assert tables_holding(memlane.db, OPENAI_KEY) == {}
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: memory/writepath.py stores Event.metadata (a note's "
+                   "title = its first line) unscanned; managers.py uses it as resource title")
+def test_a_secret_in_a_notes_first_line_stays_in_the_vault(memlane: Memlane,
+                                                           tmp_path: Path) -> None:
+    note = tmp_path / "keys.txt"
+    note.write_text(f"openai key: {OPENAI_KEY}\nRotate it every quarter.\n", encoding="utf-8")
+    memlane.ingest(read_path(note))
+    assert memlane.stores.counts()["vault"] == 1
+    assert tables_holding(memlane.db, OPENAI_KEY, skip=("vault", "history")) == {}
+
+
+# -- merging and episodes ---------------------------------------------------------------------
+def test_a_restated_fact_merges_into_the_first(memlane: Memlane) -> None:
+    first = event("Alice works at Google in Berlin.")
+    again = event("Alice works at Google in Berlin now.", when=T0 + timedelta(days=1))
+    other = event("Alice moved to Paris in 2020.", when=T0 + timedelta(days=2))
+    report = memlane.ingest([first, again, other])
+
+    facts = memlane.stores.find_by("semantic", "name", "Alice")
+    assert len(facts) == 2  # the different fact stays apart
+    [merged] = [f for f in facts if "Google" in f.fields["summary"]]
+    assert set(memlane.stores.get(merged.id).event_ids) == {first.id, again.id}
+    assert merged.fields["summary"] == "Alice works at Google in Berlin now."
+    history = memlane.stores.history(merged.id)
+    assert [(row["op"], row["event_ids"]) for row in history] == [
+        ("ADD", [first.id]), ("MERGE", [again.id]),
+    ]
+    assert history[1]["old_value"]["summary"] == "Alice works at Google in Berlin."
+    assert history[1]["new_value"]["summary"] == "Alice works at Google in Berlin now."
+    assert report.operations[("semantic", "MERGE")] == 1
+
+
+def test_the_same_secret_twice_is_one_vault_entry(memlane: Memlane) -> None:
+    first = event(f"my openai key is {OPENAI_KEY}")
+    again = event(f"reminder: the openai key is {OPENAI_KEY}", when=T0 + timedelta(hours=1))
+    memlane.ingest([first, again])
+    [entry] = memlane.stores.list("vault")
+    assert set(entry.event_ids) == {first.id, again.id}
+    assert [row["op"] for row in memlane.stores.history(entry.id)] == ["ADD", "MERGE"]
+
+
+def test_every_event_becomes_an_episodic_record(memlane: Memlane) -> None:
+    events = [
+        event("hi"), event("My name is Dana and I love hiking."),
+        event("Alice works at Google in Berlin.", actor="Bob", source="locomo:conv-1.json"),
+        event(ROUTER, source="file:/notes/router.md", title="Router"), event(REPORT),
+        event(f"my openai key is {OPENAI_KEY}"), event("hi", when=T0 + timedelta(days=1)),
+    ]
+    memlane.ingest(events)
+    episodes = memlane.stores.list("episodic", limit=100)
+    assert len(episodes) == len(events)
+    by_event = {record.event_ids: record for record in episodes}
+    assert set(by_event) == {(item.id,) for item in events}
+    for item in events:
+        episode = by_event[(item.id,)]
+        assert episode.occurred_at == item.occurred_at
+        assert episode.source == item.source
+        assert episode.fields["actor"] == item.actor
+    types = {by_event[(item.id,)].fields["event_type"] for item in events}
+    assert {"user_message", "chat", "document"} <= types
+    long_one = by_event[(events[4].id,)]
+    assert long_one.fields["details"] == REPORT  # nothing of a long text is lost
