@@ -147,16 +147,24 @@ def masked(record):
     return replace(record, fields={**record.fields, "secret_value": "••••••"})
 
 
+def core_label(record_id: str) -> str | None:
+    """Core blocks are addressed as core-human and core-persona."""
+    store, _, label = record_id.partition("-")
+    return label if store == "core" else None
+
+
 @memories_app.command("show")
 def memories_show(record_id: str,
                   reveal: Annotated[bool, typer.Option(help="Show a vault secret")] = False
                   ) -> None:
     """One memory with its provenance and history."""
     with opened() as memlane:
-        record = memlane.stores.get(record_id)
+        label = core_label(record_id)
+        shown = {"id": record_id, "value": memlane.stores.core(label)} if label else \
+            (memlane.stores.get(record_id) if reveal else masked(memlane.stores.get(record_id))
+             ).to_json()
         history = memlane.stores.history(record_id)
-    shown = record if reveal else masked(record)
-    console.print_json(json.dumps(shown.to_json(), default=str))
+    console.print_json(json.dumps(shown, default=str))
     console.print("[bold]history[/bold]")
     for row in history:
         console.print(f"  {row['at']}  {row['op']:<6} by {row['actor']}")
@@ -175,11 +183,19 @@ def memories_edit(
             raise InvalidInput(f"--set wants field=value, got {item!r}")
         changes[name.strip()] = value
     with opened() as memlane:
-        spec = memlane.stores.get(record_id).spec
-        parsed = {n: v.split("\n") if n in spec.list_fields else v for n, v in changes.items()}
-        with memlane.db.transaction():
-            memlane.stores.update(record_id, parsed, actor="user")
-        memlane.vectors.sync()
+        label = core_label(record_id)
+        if label:
+            if set(changes) != {"value"}:
+                raise InvalidInput("a core block has one field: --set value=TEXT")
+            with memlane.db.transaction():
+                memlane.stores.set_core(label, changes["value"], actor="user")
+        else:
+            spec = memlane.stores.get(record_id).spec
+            parsed = {n: v.split("\n") if n in spec.list_fields else v
+                      for n, v in changes.items()}
+            with memlane.db.transaction():
+                memlane.stores.update(record_id, parsed, actor="user")
+            memlane.vectors.sync()
     console.print(f"Updated {record_id}.")
 
 

@@ -17,7 +17,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from app import cli
-from tests.helpers import OPENAI_KEY
+from tests.conftest import MakeMemlane
+from tests.helpers import OPENAI_KEY, event
 
 CONVERSATION = {
     "speaker_a": "Caroline",
@@ -119,7 +120,7 @@ def test_memories_list_episodic(memlane_cli: Invoke) -> None:
     out = memlane_cli("memories", "list", "episodic").stdout
     assert "Caroline: I am researching adoption agencies" in out
     assert "Melanie: Pottery class is my favourite way to relax" in out
-    assert "[REDACTED api_key]" in out and OPENAI_KEY not in out
+    assert "REDACTED" in out and OPENAI_KEY not in out
 
 
 def test_a_vault_secret_is_shown_only_with_reveal(memlane_cli: Invoke) -> None:
@@ -137,7 +138,8 @@ def test_a_vault_secret_is_shown_only_with_reveal(memlane_cli: Invoke) -> None:
 
 def test_a_deleted_memory_is_no_longer_found(memlane_cli: Invoke) -> None:
     before = search_json(memlane_cli, "marshmallows")
-    [target] = [hit["id"] for hit in before if "marshmallows" in hit["fields"]["summary"]]
+    [target] = [hit["id"] for hit in before
+                if hit["store"] == "episodic" and "marshmallows" in hit["fields"]["summary"]]
 
     assert f"Deleted {target}" in memlane_cli("memories", "delete", target, "--yes").stdout
     after = search_json(memlane_cli, "marshmallows")
@@ -169,3 +171,16 @@ def test_a_bad_file_is_refused_by_name_and_nothing_stored(
 
     stats = CliRunner().invoke(cli.app, ["stats", "--json"])
     assert set(json.loads(stats.stdout)["counts"].values()) == {0}
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: app/cli.py passes memory text to rich as markup: "
+                   "'[urgent]' vanishes and '[/b]' raises MarkupError in list and search")
+def test_memory_text_is_printed_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           make_memlane: MakeMemlane) -> None:
+    memlane = make_memlane(tmp_path / "home")
+    memlane.ingest([event("My list says [urgent] call the vet [/b] today")])
+    memlane.close()
+    cli_environment(monkeypatch, tmp_path / "home")
+    result = CliRunner().invoke(cli.app, ["memories", "list", "episodic"])
+    assert result.exit_code == 0, result.exception
+    assert "[urgent] call the vet [/b] today" in result.stdout

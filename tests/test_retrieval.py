@@ -31,6 +31,7 @@ CORPUS = [
     # Distractors that look like "catdogfish" to a sentence embedder (cat, dog, fish).
     ("The dog and the cat stared at the fish tank.", at(2023, 6, 12), "Mel", "chat"),
     ("Catfish and dogfish are both kinds of fish.", at(2023, 6, 12), "Mel", "chat"),
+    ("A dog, a cat and a goldfish share one small flat.", at(2023, 6, 17), "Mel", "chat"),
     ("Our cat chased a goldfish around the pond.", at(2023, 6, 13), "Mel", "chat"),
     ("The kitten sleeps on the sofa all afternoon.", at(2023, 6, 14), "Mel", "chat"),
     ("The aquarium fish need feeding twice a day.", at(2023, 6, 15), "Mel", "chat"),
@@ -83,9 +84,10 @@ def test_a_rare_token_only_keyword_search_finds_ranks_first(memory: Memlane) -> 
 
 
 def test_a_paraphrase_only_dense_search_finds_ranks_first(memory: Memlane) -> None:
-    assert memory.keyword.search("new pet", 50) == []  # no word in common
-    result = memory.retriever.search("new pet", k=3)
-    assert "golden retriever puppy" in result.hits[0].record.search_text
+    query = "railway journey running late"
+    assert memory.keyword.search(query, 50) == []  # no word in common
+    result = memory.retriever.search(query, k=3)
+    assert "train to Paris was delayed" in result.hits[0].record.search_text
     assert result.hits[0].ranks == {"dense": 1}
 
 
@@ -160,7 +162,7 @@ def test_a_naive_since_means_utc_in_any_time_zone(memory: Memlane,
     monkeypatch.setenv("TZ", "UTC-14")  # POSIX spelling of UTC+14 (Kiribati)
     time.tzset()
     try:
-        result = memory.retriever.search("new pet", k=5, filters=Filters(
+        result = memory.retriever.search("golden retriever puppy", k=5, filters=Filters(
             since=datetime(2023, 5, 11)))  # the puppy arrived 2023-05-10 20:00 UTC
     finally:
         monkeypatch.undo()
