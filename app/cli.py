@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -69,7 +70,7 @@ def import_(path: Annotated[Path, typer.Argument(help="A file or folder: LoCoMo 
         summary = import_path(memlane, path.expanduser(), bars)
     ops = ", ".join(f"{store} {op.lower()} {n}" for (store, op), n in
                     sorted(summary.report.operations.items()))
-    console.print(f"Imported {summary.report.events} new events from {path} "
+    console.print(f"Imported {summary.report.events} new events from {escape(str(path))} "
                   f"({summary.report.duplicates} already known). {ops}")
 
 
@@ -114,8 +115,9 @@ def search(
 
 
 def snippet(text: str, limit: int = 160) -> str:
+    """Memory text, shortened and escaped: a "[b]" in a note is text, not Rich markup."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
+    return escape(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
 @memories_app.command("list")
@@ -128,7 +130,8 @@ def memories_list(
     with opened() as memlane:
         if store == "core":
             for label in ("human", "persona"):
-                console.print(f"[bold]{label}[/bold]\n{memlane.stores.core(label) or '(empty)'}")
+                console.print(f"[bold]{label}[/bold]")
+                console.print(memlane.stores.core(label) or "(empty)", markup=False)
             return
         records = memlane.stores.list(store, limit, offset)
     table = Table("when", "memory", "id")
@@ -286,7 +289,7 @@ def main() -> None:
     try:
         app()
     except MemlaneError as exc:
-        errors.print(f"[red]memlane:[/red] {exc}")
+        errors.print(f"[red]memlane:[/red] {escape(str(exc))}")
         sys.exit(2)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,7 @@ def export(memlane: Memlane, path: Path) -> dict[str, int]:
                 out.write(json.dumps({"table": table, "row": dict(row)}, ensure_ascii=False,
                                      sort_keys=True) + "\n")
                 counts[table] += 1
+        out.write(json.dumps({"end": counts}, sort_keys=True) + "\n")
     tmp.replace(path)
     return counts
 
@@ -93,41 +95,64 @@ def export(memlane: Memlane, path: Path) -> dict[str, int]:
 def restore(memlane: Memlane, path: Path, progress: ProgressFactory = _no_progress
             ) -> dict[str, int]:
     """Load an export into an empty memory, exactly as it was; then rebuild the indexes."""
-    if memlane.stores.counts()["events"] or any(memlane.stores.counts().values()):
+    if any(memlane.stores.counts().values()):
         raise InvalidInput(f"{memlane.settings.home} already holds memories; restore needs an "
                            "empty home (set MEMLANE_HOME to a new folder)")
-    lines = _read_export(path)
+    columns = {t: {row[1] for row in memlane.db.execute(f"PRAGMA table_info({t})")}
+               for t in TABLES}
+    lines = _read_export(path, columns)
     counts: dict[str, int] = {}
     with memlane.db.transaction():
-        for table, row in lines:
-            columns = list(row)
-            memlane.db.execute(
-                f"INSERT INTO {table} ({','.join(columns)}) "
-                f"VALUES ({','.join('?' * len(columns))})", tuple(row.values()),
-            )
+        for number, (table, row) in enumerate(lines, start=2):
+            try:
+                memlane.db.execute(
+                    f"INSERT INTO {table} ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+            except sqlite3.DatabaseError as exc:
+                raise InvalidInput(f"{path}, line {number}: {exc}") from exc
             counts[table] = counts.get(table, 0) + 1
     reindex(memlane, progress)
     return counts
 
 
-def _read_export(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def _read_export(path: Path, columns: dict[str, set[str]]) -> list[tuple[str, dict[str, Any]]]:
+    """Every row of an export, checked against the schema; a cut-off file is refused."""
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not a Memlane export (not UTF-8)") from exc
+    raw = text.splitlines()
+    header = _json_line(path, raw[0] if raw else "", 1)
+    if header.get("format") != "memlane-export":
+        raise InvalidInput(f"{path} is not a Memlane export")
     lines: list[tuple[str, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
-        header = handle.readline()
-        try:
-            if json.loads(header).get("format") != "memlane-export":
-                raise ValueError
-        except ValueError as exc:
-            raise InvalidInput(f"{path} is not a Memlane export") from exc
-        for number, line in enumerate(handle, start=2):
-            try:
-                item = json.loads(line)
-                table, row = item["table"], item["row"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidInput(f"{path}, line {number}: not a valid export line") from exc
-            if table not in TABLES or not isinstance(row, dict):
-                raise InvalidInput(f"{path}, line {number}: unknown table {table!r}")
-            lines.append((table, row))
-    return lines
+    for number, line in enumerate(raw[1:], start=2):
+        item = _json_line(path, line, number)
+        if "end" in item:
+            expected = item["end"]
+            found = {t: sum(1 for table, _ in lines if table == t) for t in TABLES}
+            if expected != found:
+                raise InvalidInput(f"{path}, line {number}: row counts do not match the end "
+                                   "marker; the file is damaged")
+            return lines
+        table, row = item.get("table"), item.get("row")
+        if table not in TABLES or not isinstance(row, dict):
+            raise InvalidInput(f"{path}, line {number}: not a row of a known table")
+        if set(row) != columns[table]:
+            raise InvalidInput(f"{path}, line {number}: the columns of {table} do not match "
+                               f"this version of Memlane")
+        lines.append((table, row))
+    raise InvalidInput(f"{path} is cut off: its end marker is missing")
+
+
+def _json_line(path: Path, line: str, number: int) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        raise InvalidInput(f"{path}, line {number}: not valid JSON") from exc
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{path}, line {number}: not a JSON object")
+    return item

@@ -54,7 +54,7 @@ class RuleMetaManager:
                                               "vault")}
         for item in batch:
             sentences = item.analysis.sentences
-            if item.findings:
+            if item.found:
                 routes["vault"].append(item)
             if item.event.actor == self.user_name and any(s.about_self for s in sentences):
                 routes["core"].append(item)
@@ -217,7 +217,8 @@ class VaultManager:
 
     def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
         for item in items:
-            for finding in item.findings:
+            for found in item.found:
+                finding = found.finding
                 record_id = content_id("vault", finding.entry_type, finding.value)
                 known = stores.find(record_id)
                 if known:
@@ -225,7 +226,7 @@ class VaultManager:
                                   op="MERGE")
                     report.add("vault", "MERGE")
                     continue
-                caption = (f"{finding.label}: “{context_of(item.raw_text, finding)}” — "
+                caption = (f"{finding.label}: “{context_of(found.within, finding)}” — "
                            f"from {item.event.actor} ({item.event.source})")
                 stores.add(Record(
                     store="vault", id=record_id, source=item.event.source,

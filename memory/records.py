@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from memory.events import as_utc
+
 
 @dataclass(frozen=True)
 class StoreSpec:
@@ -117,6 +119,13 @@ class Filters:
     sources: tuple[str, ...] | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        """Naive times are UTC, as everywhere in Memlane, so every index reads them alike."""
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                object.__setattr__(self, name, as_utc(moment))
 
 
 def source_kind(source: str) -> str:

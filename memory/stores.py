@@ -249,6 +249,9 @@ class Stores:
 
     def _history(self, record: Record, op: str, old: dict | None, new: dict | None,
                  event_ids: Iterable[str], actor: str) -> None:
+        """History keeps a vault entry's fields but never its secret: a deleted secret is gone."""
+        if record.store == "vault":
+            old, new = _without_secret(old), _without_secret(new)
         self.db.execute(
             "INSERT INTO history (record_id, store, op, old_value, new_value, event_ids, actor, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -268,12 +271,17 @@ class Stores:
         self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record.id,))
 
 
+def _without_secret(fields: dict | None) -> dict | None:
+    return None if fields is None else {**fields, "secret_value": "[secret]"}
+
+
 def _loads(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
 
 
 def _fit(value: str, limit: int) -> str:
+    """Drop the oldest lines until the block fits; a single line too long is cut."""
     lines = value.strip().splitlines()
-    while lines and len("\n".join(lines)) > limit:
+    while len(lines) > 1 and len("\n".join(lines)) > limit:
         lines.pop(0)
-    return "\n".join(lines)
+    return "\n".join(lines)[:limit]

@@ -25,27 +25,42 @@ ANALYZE_CHUNK = 256
 
 
 @dataclass(frozen=True)
+class Found:
+    """A secret or vault item, with the raw text its offsets refer to (kept in memory only)."""
+
+    finding: Finding
+    within: str
+
+
+@dataclass(frozen=True)
 class Redacted:
-    """An event whose text has its secrets cut out; its id is over the redacted text, so not
-    even a hash of a secret is stored. `raw_text` stays in memory for the vault only."""
+    """An event whose text and metadata have their secrets cut out. Its id is over the
+    redacted content, so not even a hash of a secret is stored."""
 
     event: Event
-    raw_text: str
-    findings: tuple[Finding, ...]
+    found: tuple[Found, ...]
 
     @classmethod
     def of(cls, event: Event) -> Redacted:
-        found = scan(event.text)
-        return cls(replace(event, text=found.text), event.text, found.findings)
+        found: list[Found] = []
+
+        def clean(text: str) -> str:
+            result = scan(text)
+            found.extend(Found(finding, text) for finding in result.findings)
+            return result.text
+
+        text = clean(event.text)
+        metadata = {key: clean(value) if isinstance(value, str) else value
+                    for key, value in event.metadata.items()}
+        return cls(replace(event, text=text, metadata=metadata), tuple(found))
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """An event ready for the managers: `event.text` is already redacted."""
+    """An event ready for the managers: its text and metadata are already redacted."""
 
     event: Event
-    raw_text: str
-    findings: tuple[Finding, ...]
+    found: tuple[Found, ...]
     analysis: Analysis
 
     @property
@@ -148,7 +163,7 @@ class WritePath:
     def _write(self, events: list[Redacted], report: IngestReport,
                progress: Callable[[int], None] | None) -> None:
         analyses = self.analyzer.analyze([e.event.text for e in events])
-        prepared = [Prepared(e.event, e.raw_text, e.findings, analysis)
+        prepared = [Prepared(e.event, e.found, analysis)
                     for e, analysis in zip(events, analyses, strict=True)]
         for start in range(0, len(prepared), self.batch_size):
             self._flush(prepared[start:start + self.batch_size], report)

@@ -173,8 +173,6 @@ def test_a_bad_file_is_refused_by_name_and_nothing_stored(
     assert set(json.loads(stats.stdout)["counts"].values()) == {0}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: app/cli.py passes memory text to rich as markup: "
-                   "'[urgent]' vanishes and '[/b]' raises MarkupError in list and search")
 def test_memory_text_is_printed_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            make_memlane: MakeMemlane) -> None:
     memlane = make_memlane(tmp_path / "home")

@@ -146,8 +146,6 @@ def test_no_time_expression_means_no_range(memory: Memlane) -> None:
     assert "checkup" in top_two and "cavity" in top_two
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True, reason="BUG: memory/retrieval.py _narrow() "
-                   "compares a naive --since (as the CLI passes it) with the aware time range")
 def test_a_time_expression_combines_with_a_since_date(memory: Memlane) -> None:
     since = datetime(2023, 5, 5)  # naive, as `memlane search --since 2023-05-05` makes it
     result = memory.retriever.search("what did I paint in May 2023", k=5,
@@ -155,8 +153,6 @@ def test_a_time_expression_combines_with_a_since_date(memory: Memlane) -> None:
     assert "sunset" in result.hits[0].record.search_text
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True, reason="BUG: memory/vectors.py where() "
-                   "turns a naive since/until into a timestamp in local time, not UTC")
 def test_a_naive_since_means_utc_in_any_time_zone(memory: Memlane,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC-14")  # POSIX spelling of UTC+14 (Kiribati)

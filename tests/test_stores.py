@@ -224,8 +224,6 @@ def test_core_block_over_its_limit_keeps_the_newest_lines(db: Database) -> None:
     assert kept == "\n".join(lines[-2:])  # whole lines, the newest ones
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: memory/stores.py _fit() pops every line when the "
-                   "newest line alone is over the limit, emptying the core block")
 def test_an_oversize_line_does_not_empty_the_core_block(db: Database) -> None:
     stores = Stores(db, core_limit=60)
     with db.transaction():

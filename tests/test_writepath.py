@@ -183,8 +183,6 @@ def test_a_secret_reaches_no_table_index_or_file_but_the_vault(memlane: Memlane)
                    for hit in memlane.retriever.search(OPENAI_KEY, 20).hits)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: memory/stores.py Stores._history writes the vault "
-                   "record's fields, secret_value included, into the append-only history")
 def test_a_secret_is_not_kept_in_history(memlane: Memlane) -> None:
     ingest_secret_everywhere(memlane)
     [entry] = memlane.stores.list("vault")
@@ -193,8 +191,6 @@ def test_a_secret_is_not_kept_in_history(memlane: Memlane) -> None:
     assert tables_holding(memlane.db, OPENAI_KEY) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: memory/writepath.py stores Event.metadata (a note's "
-                   "title = its first line) unscanned; managers.py uses it as resource title")
 def test_a_secret_in_a_notes_first_line_stays_in_the_vault(memlane: Memlane,
                                                            tmp_path: Path) -> None:
     note = tmp_path / "keys.txt"
