@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(VENV)/bin/memlane start
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m bench.locomo_retrieval --data ../shared/data/locomo --k 5 10 25 --json bench/results/locomo_retrieval.json
