@@ -63,7 +63,7 @@ class Memlane:
             self.db, self.stores, parts.analyzer or SpacyAnalyzer(),
             parts.meta or RuleMetaManager(settings.user_name, settings.resource_min_chars),
             parts.managers or rule_managers(settings.user_name, settings.merge_similarity),
-            settings.user_name, settings.batch_size,
+            settings.user_name, settings.batch_size, after_chunk=self.vectors.prefetch,
         )
 
     def ingest(self, events: Iterable[Event], progress: Progress | None = None,
@@ -74,6 +74,7 @@ class Memlane:
         return report
 
     def close(self) -> None:
+        self.vectors.close()
         self.db.close()
 
     def __enter__(self) -> Memlane:

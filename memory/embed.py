@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +61,8 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self.precision = precision
         self._model = None
+        self._lock = threading.Lock()
+        """One encode at a time: imports embed on a worker thread while queries may run."""
 
     @property
     def name(self) -> str:
@@ -83,7 +86,9 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._load().encode(
-            texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
-        ).float().numpy()
+        with self._lock:
+            vectors = self._load().encode(
+                texts, batch_size=self.batch_size, convert_to_tensor=True,
+                show_progress_bar=False,
+            ).float().numpy()
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)

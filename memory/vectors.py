@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ class VectorIndex:
         from chromadb.config import Settings as ChromaSettings
 
         self.db, self.stores, self.embedder = db, stores, embedder
+        self._worker: ThreadPoolExecutor | None = None
+        self._prefetched: dict[str, tuple[Future, int]] = {}
+        self._prefetched_ids: set[str] = set()
         self.client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
@@ -58,10 +62,46 @@ class VectorIndex:
             metadata={"hnsw:space": "cosine", "embedder": embedder.name},
         )
 
+    def prefetch(self) -> None:
+        """Start embedding the queued records on a worker thread, so that a long import
+        embeds while it goes on analysing (spaCy and torch then share the cores)."""
+        queued = [row[0] for row in self.db.execute("SELECT record_id FROM vector_queue")
+                  if row[0] not in self._prefetched_ids]
+        self._prefetched_ids.update(queued)
+        texts = {}
+        for record in self.stores.get_many(queued).values():
+            text = record.embed_text or record.title
+            digest = text_hash(text)
+            if digest not in self._prefetched:
+                texts[digest] = text
+        fresh = set(texts) - set(self._cached(set(texts)))
+        if not fresh:
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="memlane-embed")
+        batch = [(digest, texts[digest]) for digest in fresh]
+        future = self._worker.submit(self.embedder.embed, [text for _, text in batch])
+        for index, (digest, _) in enumerate(batch):
+            self._prefetched[digest] = (future, index)
+
+    def _take_prefetched(self, hashes: set[str]) -> dict[str, np.ndarray]:
+        found = {}
+        for digest in hashes & set(self._prefetched):
+            future, index = self._prefetched.pop(digest)
+            found[digest] = future.result()[index]
+        return found
+
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for texts, computing only those whose content hash was never embedded."""
         hashes = [text_hash(text) for text in texts]
         cached = self._cached(set(hashes))
+        prefetched = self._take_prefetched(set(hashes) - set(cached))
+        if prefetched:
+            with self.db.transaction():
+                self.db.conn.executemany(
+                    "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)",
+                    [(h, self.embedder.name, v.tobytes()) for h, v in prefetched.items()])
+            cached.update(prefetched)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in cached}
         if missing:
             fresh = self.embedder.embed(list(missing.values()))
@@ -86,6 +126,7 @@ class VectorIndex:
             with self.db.transaction():
                 self.db.conn.executemany("DELETE FROM vector_queue WHERE record_id = ?",
                                          [(i,) for i in ids])
+            self._prefetched_ids.difference_update(ids)
             if progress:
                 progress(len(ids))
         return len(queued)
@@ -113,6 +154,11 @@ class VectorIndex:
             COLLECTION, embedding_function=None,
             metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
         )
+
+    def close(self) -> None:
+        if self._worker:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def count(self) -> int:
         return self.collection.count()

@@ -127,11 +127,14 @@ def raw_episode(event: Event, text: str, user_name: str) -> Record:
 
 class WritePath:
     def __init__(self, db: Database, stores: Stores, analyzer: Analyzer, meta: MetaManager,
-                 managers: Sequence[TypeManager], user_name: str, batch_size: int = 20) -> None:
+                 managers: Sequence[TypeManager], user_name: str, batch_size: int = 20,
+                 after_chunk: Callable[[], None] | None = None) -> None:
         self.db, self.stores, self.analyzer, self.meta = db, stores, analyzer, meta
         self.managers = {manager.store: manager for manager in managers}
         self.user_name = user_name
         self.batch_size = batch_size
+        self.after_chunk = after_chunk
+        """Called after each analysed chunk is written (the container starts embedding)."""
 
     def ingest(self, events: Iterable[Event],
                progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -169,6 +172,8 @@ class WritePath:
             self._flush(prepared[start:start + self.batch_size], report)
             if progress:
                 progress(len(prepared[start:start + self.batch_size]))
+        if self.after_chunk:
+            self.after_chunk()
 
     def _flush(self, batch: list[Prepared], report: IngestReport) -> None:
         for item in batch:
