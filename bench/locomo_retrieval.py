@@ -30,6 +30,7 @@ from app.settings import Settings
 from capture.importers.locomo import LocomoImporter
 from memory.embed import Embedder, MiniLMEmbedder
 from memory.nlp import SpacyAnalyzer
+from memory.writepath import clock
 
 CATEGORIES = ("1", "2", "3", "4")
 TOKEN = re.compile(r"\w+")
@@ -76,8 +77,7 @@ def baseline_text(event) -> str:
     """'[1:56 pm on 8 May, 2023] speaker: text (shared a photo: caption)': the session's date
     as LoCoMo writes it, as in the data README's baselines (this reproduces their figures)."""
     moment = event.occurred_at
-    when = (f"{moment.hour % 12 or 12}:{moment:%M} {'am' if moment.hour < 12 else 'pm'} on "
-            f"{moment.day} {moment:%B}, {moment.year}")
+    when = f"{clock(moment)} on {moment.day} {moment:%B}, {moment.year}"
     return f"[{when}] {event.actor}: {event.text}"
 
 

@@ -103,11 +103,15 @@ def event_type(event: Event, user_name: str) -> str:
     return "chat"
 
 
+def clock(moment: datetime) -> str:
+    """'1:56 pm'."""
+    return f"{moment.hour % 12 or 12}:{moment:%M} {'am' if moment.hour < 12 else 'pm'}"
+
+
 def spoken_date(moment: datetime) -> str:
     """'8 May 2023, 1:56 pm': the date is part of an episode's text, so searches for a day
     or month find it by keyword and by meaning (worth 4-5 points of recall on LoCoMo)."""
-    return f"{moment.day} {moment:%B %Y}, {moment.hour % 12 or 12}:{moment:%M} " + \
-        ("am" if moment.hour < 12 else "pm")
+    return f"{moment.day} {moment:%B %Y}, {clock(moment)}"
 
 
 def raw_episode(event: Event, text: str, user_name: str) -> Record:
