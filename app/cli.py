@@ -198,7 +198,7 @@ def memories_edit(
                       for n, v in changes.items()}
             with memlane.db.transaction():
                 memlane.stores.update(record_id, parsed, actor="user")
-            memlane.vectors.sync()
+            memlane.sync()
     console.print(f"Updated {record_id}.")
 
 
@@ -211,7 +211,7 @@ def memories_delete(record_id: str,
     with opened() as memlane:
         with memlane.db.transaction():
             memlane.stores.delete(record_id, actor="user")
-        memlane.vectors.sync()
+        memlane.sync()
     console.print(f"Deleted {record_id}.")
 
 
@@ -229,6 +229,9 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for name, count in facts["counts"].items():
         table.add_row(name, str(count))
     table.add_row("vectors", str(facts["vectors"]))
+    graph = facts["graph"]
+    table.add_row("graph", f"{graph['entities']} entities, {graph['passages']} passages, "
+                           f"{graph['edges']} edges")
     console.print(table)
     console.print(f"Home {facts['home']}, {facts['disk_bytes'] / 2**20:.1f} MiB on disk"
                   + (f", {facts['pending_index']} waiting for the index"
@@ -237,7 +240,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def reindex() -> None:
-    """Rebuild the keyword and vector indexes from the SQLite truth store."""
+    """Rebuild the keyword, vector and graph indexes from the SQLite truth store."""
     from app.maintenance import reindex as rebuild
 
     with opened() as memlane, progress_bars() as bars:

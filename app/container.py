@@ -13,6 +13,8 @@ from capture.importers.base import Importer
 from memory.db import Database
 from memory.embed import Embedder, MiniLMEmbedder
 from memory.events import Event
+from memory.extract import Extractor, SpacyExtractor
+from memory.graph import GraphIndex
 from memory.keyword import KeywordIndex
 from memory.managers import RuleMetaManager, rule_managers
 from memory.nlp import Analyzer, SpacyAnalyzer
@@ -38,6 +40,8 @@ class Parts:
 
     embedder: Embedder | None = None
     analyzer: Analyzer | None = None
+    extractor: Extractor | None = None
+    """Entities and facts for the graph; by default rules over the analyzer's spaCy parse."""
     meta: MetaManager | None = None
     managers: Sequence[TypeManager] | None = None
     importers: Sequence[Importer] = field(default_factory=lambda: DEFAULT_IMPORTERS)
@@ -57,21 +61,36 @@ class Memlane:
             settings.embed_batch_size, settings.embed_precision)
         self.vectors = VectorIndex(settings.chroma_dir, self.db, self.stores, self.embedder)
         self.keyword = KeywordIndex(self.db)
-        self.retriever = Retriever(self.stores, self.keyword, self.vectors, settings.rrf_k)
+        analyzer = parts.analyzer or SpacyAnalyzer()
+        self.graph = GraphIndex(self.db, self.stores, self.vectors, parts.extractor or (
+            SpacyExtractor(analyzer if isinstance(analyzer, SpacyAnalyzer) else SpacyAnalyzer())))
+        self.retriever = Retriever(self.stores, self.keyword, self.vectors, self.graph,
+                                   settings.rrf_k)
         self.importers = tuple(parts.importers)
         self.writepath = WritePath(
-            self.db, self.stores, parts.analyzer or SpacyAnalyzer(),
+            self.db, self.stores, analyzer,
             parts.meta or RuleMetaManager(settings.user_name, settings.resource_min_chars),
             parts.managers or rule_managers(settings.user_name, settings.merge_similarity),
-            settings.user_name, settings.batch_size, after_chunk=self.vectors.prefetch,
+            settings.user_name, settings.batch_size, after_chunk=self._after_chunk,
         )
+        self.sync()
 
     def ingest(self, events: Iterable[Event], progress: Progress | None = None,
                index_progress: Progress | None = None) -> IngestReport:
-        """Store events (one transaction), then bring the vector index up to date."""
+        """Store events (one transaction), then bring the vector and graph indexes up to date."""
         report = self.writepath.ingest(events, progress)
-        self.vectors.sync(index_progress)
+        self.sync(index_progress)
         return report
+
+    def sync(self, progress: Progress | None = None) -> None:
+        """Bring the derived indexes (vectors, graph) up to date with SQLite."""
+        self.vectors.sync(progress)
+        self.graph.sync()
+
+    def _after_chunk(self) -> None:
+        """While an import goes on: embed on the worker thread, extract for the graph."""
+        self.vectors.prefetch()
+        self.graph.extract_pending()
 
     def close(self) -> None:
         self.vectors.close()

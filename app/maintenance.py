@@ -36,30 +36,36 @@ def import_path(memlane: Memlane, path: Path, progress: ProgressFactory = _no_pr
     events = read_path(path, memlane.importers, memlane.settings.max_import_bytes)
     report = memlane.writepath.ingest(events, progress(f"Importing {path.name}", len(events)))
     memlane.vectors.sync(progress("Indexing", memlane.vectors.pending()))
+    memlane.graph.sync(progress("Linking the graph", memlane.graph.pending()))
     return ImportSummary(path, len(events), report)
 
 
 def reindex(memlane: Memlane, progress: ProgressFactory = _no_progress) -> dict[str, int]:
-    """Rebuild the keyword and vector indexes from SQLite (embeddings come from the cache)."""
+    """Rebuild the keyword, vector and graph indexes from SQLite (embeddings and
+    extractions come from their caches)."""
     db, stores = memlane.db, memlane.stores
+    memlane.graph.reset()
     with db.transaction():
         db.execute("DELETE FROM memory_fts")
         db.execute("DELETE FROM vector_queue")
+        db.execute("DELETE FROM graph_queue")
         for store in STORES:
             for record in stores.iter_all(store):
                 stores.reindex(record)
     memlane.vectors.reset()
     queued = memlane.vectors.pending()
     memlane.vectors.sync(progress("Re-embedding", queued))
+    memlane.graph.sync(progress("Rebuilding the graph", memlane.graph.pending()))
     return {"keyword": db.execute("SELECT count(*) FROM memory_fts").fetchone()[0],
-            "vectors": memlane.vectors.count()}
+            "vectors": memlane.vectors.count(), "graph_passages": memlane.graph.stats().passages}
 
 
 def stats(memlane: Memlane) -> dict[str, Any]:
     home = memlane.settings.home
     disk = sum(f.stat().st_size for f in home.rglob("*") if f.is_file())
     return {"home": str(home), "counts": memlane.stores.counts(),
-            "vectors": memlane.vectors.count(), "pending_index": memlane.vectors.pending(),
+            "vectors": memlane.vectors.count(), "graph": memlane.graph.stats().as_dict(),
+            "pending_index": memlane.vectors.pending() + memlane.graph.pending(),
             "disk_bytes": disk}
 
 

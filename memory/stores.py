@@ -115,7 +115,7 @@ class Stores:
         self.db.execute(f"DELETE FROM {old.store} WHERE id = ?", (record_id,))
         self.db.execute("DELETE FROM provenance WHERE record_id = ?", (record_id,))
         self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record_id,))
-        self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record_id,))
+        self._queue(record_id)
         self._history(old, "DELETE", old.fields, None, (), actor)
         return old
 
@@ -261,14 +261,19 @@ class Stores:
         )
 
     def reindex(self, record: Record) -> None:
-        """Write a record into the keyword index and queue it for the vector index."""
+        """Write a record into the keyword index and queue it for the vector and graph indexes."""
         self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record.id,))
         self.db.execute(
             "INSERT INTO memory_fts (record_id, store, source, occurred_at, text) "
             "VALUES (?, ?, ?, ?, ?)",
             (record.id, record.store, record.source, iso(record.occurred_at), record.search_text),
         )
-        self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record.id,))
+        self._queue(record.id)
+
+    def _queue(self, record_id: str) -> None:
+        """The derived indexes (vectors, graph) pick the change up after commit."""
+        self.db.execute("INSERT OR IGNORE INTO vector_queue VALUES (?)", (record_id,))
+        self.db.execute("INSERT OR IGNORE INTO graph_queue VALUES (?)", (record_id,))
 
 
 def _without_secret(fields: dict | None) -> dict | None:

@@ -68,18 +68,19 @@ class VectorIndex:
         queued = [row[0] for row in self.db.execute("SELECT record_id FROM vector_queue")
                   if row[0] not in self._prefetched_ids]
         self._prefetched_ids.update(queued)
-        texts = {}
-        for record in self.stores.get_many(queued).values():
-            text = record.embed_text or record.title
-            digest = text_hash(text)
-            if digest not in self._prefetched:
-                texts[digest] = text
-        fresh = set(texts) - set(self._cached(set(texts)))
+        self.prefetch_texts([record.embed_text or record.title
+                             for record in self.stores.get_many(queued).values()])
+
+    def prefetch_texts(self, texts: Sequence[str]) -> None:
+        """Embed texts on the worker thread; `embeddings()` collects them when asked."""
+        wanted = {text_hash(text): text for text in texts}
+        wanted = {h: t for h, t in wanted.items() if h not in self._prefetched}
+        fresh = set(wanted) - set(self._cached(set(wanted)))
         if not fresh:
             return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="memlane-embed")
-        batch = [(digest, texts[digest]) for digest in fresh]
+        batch = [(digest, wanted[digest]) for digest in fresh]
         future = self._worker.submit(self.embedder.embed, [text for _, text in batch])
         for index, (digest, _) in enumerate(batch):
             self._prefetched[digest] = (future, index)

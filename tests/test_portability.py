@@ -56,7 +56,7 @@ def full(memlane: Memlane) -> Memlane:
     with memlane.db.transaction():
         memlane.stores.update(alice.id, {"details": "Team lead since 2021"}, actor="user")
         memlane.stores.delete(greeting.id, actor="user")
-    memlane.vectors.sync()
+    memlane.sync()
     return memlane
 
 
@@ -170,13 +170,15 @@ def test_reindex_rebuilds_wiped_indexes_from_sqlite(full: Memlane, tmp_path: Pat
     shutil.rmtree(home / "chroma")
     conn = sqlite3.connect(home / "memlane.sqlite3")
     conn.execute("DELETE FROM memory_fts")
+    conn.execute("DELETE FROM graph_passages")
     conn.commit()
     conn.close()
 
     memlane = make_memlane(home)
-    assert all(not memlane.retriever.search(q, 3).hits for q in QUERIES)  # both indexes gone
+    assert all(not memlane.retriever.search(q, 3).hits for q in QUERIES)  # every index gone
 
-    assert reindex(memlane) == {"keyword": records, "vectors": records}
+    assert reindex(memlane) == {"keyword": records, "vectors": records,
+                                "graph_passages": records}
     assert top_hits(memlane) == before
     assert count(memlane, "embeddings") == embedded  # vectors came from the cache
     assert memlane.vectors.pending() == 0

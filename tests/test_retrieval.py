@@ -88,7 +88,7 @@ def test_a_paraphrase_only_dense_search_finds_ranks_first(memory: Memlane) -> No
     assert memory.keyword.search(query, 50) == []  # no word in common
     result = memory.retriever.search(query, k=3)
     assert "train to Paris was delayed" in result.hits[0].record.search_text
-    assert result.hits[0].ranks == {"dense": 1}
+    assert result.hits[0].ranks["dense"] == 1 and "keyword" not in result.hits[0].ranks
 
 
 def test_store_filter(memory: Memlane) -> None:

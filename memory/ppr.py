@@ -1,0 +1,57 @@
+"""The graph algorithms, as pure functions on arrays: Personalized PageRank and the bounded
+nearest-neighbour lists behind synonym edges."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+
+def personalized_pagerank(adjacency: sparse.csr_matrix, reset: np.ndarray,
+                          damping: float = 0.5, tol: float = 1e-7,
+                          max_iter: int = 100) -> np.ndarray:
+    """PageRank with teleports to `reset` (networkx's definition, on a sparse matrix).
+
+    A walker follows an edge (chosen by weight) with probability `damping` and otherwise
+    jumps back to a seed; a node without edges sends its walker to the seeds. Iterates
+    until the L1 change is below `tol`. Returns a distribution summing to 1.
+    """
+    total = reset.sum()
+    if total <= 0:
+        raise ValueError("Personalized PageRank needs at least one positive seed")
+    seeds = reset / total
+    out_weight = np.asarray(adjacency.sum(axis=1)).ravel()
+    dangling = out_weight == 0
+    inverse = np.divide(1.0, out_weight, out=np.zeros_like(out_weight), where=~dangling)
+    transition = (sparse.diags(inverse) @ adjacency).T.tocsr()
+    rank = seeds.copy()
+    for _ in range(max_iter):
+        previous = rank
+        rank = damping * (transition @ previous + previous[dangling].sum() * seeds)
+        rank += (1 - damping) * seeds
+        if np.abs(rank - previous).sum() < tol:
+            break
+    return rank
+
+
+def rank_key(similarity: float, name: str) -> tuple[float, str]:
+    """Neighbours are ordered by similarity, ties by name, so lists never depend on order."""
+    return (-similarity, name)
+
+
+def insert_neighbour(neighbours: list[tuple[float, str]], similarity: float, name: str,
+                     limit: int) -> tuple[str | None, bool]:
+    """Add (similarity, name) to a list kept sorted by `rank_key` and at most `limit` long.
+
+    Returns (the name pushed out or None, whether the new one was kept). Keeping the best
+    `limit` of everything ever offered is exact: what falls out can never come back.
+    """
+    key = rank_key(similarity, name)
+    position = 0
+    while position < len(neighbours) and rank_key(*neighbours[position]) < key:
+        position += 1
+    if position >= limit:
+        return None, False
+    neighbours.insert(position, (similarity, name))
+    dropped = neighbours.pop()[1] if len(neighbours) > limit else None
+    return dropped, True
