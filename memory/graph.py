@@ -250,8 +250,6 @@ class GraphIndex:
         mask[row[row >= entities] - entities] = True
         return mask
 
-    def _speakers(self) -> np.ndarray:
-        return np.array([p.speaker if p else -1 for p in self.passages], dtype=np.int64)
 
     def _best(self, scores: np.ndarray, n: int, filters: Filters) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []
@@ -313,6 +311,7 @@ class GraphIndex:
         self.fact_vectors = _Rows(dim)
         self.fact_edges: Counter[tuple[int, int]] = Counter()
         self._matrix: sparse.csr_matrix | None = None
+        self._arrays: dict[str, np.ndarray] | None = None
 
     def _load(self) -> None:
         """Rebuild the graph in memory from SQLite; nothing is extracted or compared again
@@ -352,7 +351,7 @@ class GraphIndex:
         self.entity_vectors.append(self.vectors.embeddings(list(names)))
         if not linked:
             self._unlinked.extend(range(start, start + len(names)))
-        self._matrix = None
+        self._matrix, self._arrays = None, None
 
     def _add_passages(self, records: Sequence[Record],
                       extractions: Sequence[Extraction]) -> None:
@@ -385,7 +384,7 @@ class GraphIndex:
             record.store, record.source,
             record.occurred_at.timestamp() if record.occurred_at else None,
             self.entity_index.get(extraction.speaker or "", -1), entities, tuple(joined)))
-        self._matrix = None
+        self._matrix, self._arrays = None, None
 
     def _remove_passage(self, record_id: str) -> None:
         node = self.passage_index.pop(record_id, None)
@@ -405,7 +404,7 @@ class GraphIndex:
             self.fact_edges[edge] -= 1
             if self.fact_edges[edge] <= 0:
                 del self.fact_edges[edge]
-        self._matrix = None
+        self._matrix, self._arrays = None, None
 
     def _link_synonyms(self) -> None:
         """Synonym lists for the entities added since the last call, each compared with the
@@ -440,7 +439,7 @@ class GraphIndex:
                 [(n, other, sim) for n in changed for sim, other in self.neighbours[n]])
             self.db.conn.executemany("UPDATE graph_entities SET linked = 1 WHERE name = ?",
                                      [(n,) for n in linked])
-        self._matrix = None
+        self._matrix, self._arrays = None, None
 
     def _offer(self, name: str, similarity: float, other: str) -> bool:
         _, kept = insert_neighbour(self.neighbours.setdefault(name, []), similarity, other,
@@ -448,10 +447,24 @@ class GraphIndex:
         return kept
 
     def _fact_alive(self) -> np.ndarray:
-        return np.array(self.fact_refs) > 0
+        return self._derived()["fact_alive"]
 
     def _passage_alive(self) -> np.ndarray:
-        return np.array([passage is not None for passage in self.passages], dtype=bool)
+        return self._derived()["passage_alive"]
+
+    def _speakers(self) -> np.ndarray:
+        return self._derived()["speakers"]
+
+    def _derived(self) -> dict[str, np.ndarray]:
+        """Per-node arrays for queries, rebuilt only after the graph changed."""
+        if self._arrays is None:
+            self._arrays = {
+                "fact_alive": np.array(self.fact_refs, dtype=np.int64) > 0,
+                "passage_alive": np.array([p is not None for p in self.passages], dtype=bool),
+                "speakers": np.array([p.speaker if p else -1 for p in self.passages],
+                                     dtype=np.int64),
+            }
+        return self._arrays
 
     def _adjacency(self) -> sparse.csr_matrix:
         """The symmetric weighted adjacency over entities then passages (cached)."""
