@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.locomo_retrieval --data ../shared/data/locomo --k 5 10 25 --json bench/results/locomo_retrieval.json
+	$(PY) -m bench.scale --records 100000 --queries 200 --json bench/results/scale.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app memory capture inference ui bench tests

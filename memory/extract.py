@@ -78,8 +78,22 @@ class Passage:
     actor: str | None
 
 
+EXTRACTION_SCHEMA: dict = {
+    "type": "object",
+    "properties": {
+        "entities": {"type": "array", "items": {"type": "string"}},
+        "facts": {"type": "array", "items": {
+            "type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 3}},
+    },
+    "required": ["entities", "facts"],
+}
+"""What an LLM extractor is asked to return (llama.cpp constrains its output to it): the
+same shape as `Extraction.to_json`, so its results are cached and loaded alike."""
+
+
 class Extractor(Protocol):
-    """Turns passages into entities and facts. `name` keys its cache of results."""
+    """Turns passages into entities and facts. `name` keys the cache of its results (by
+    the passage's content hash), so changing the rules or the model re-extracts."""
 
     name: str
 

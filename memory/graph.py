@@ -103,6 +103,8 @@ class GraphIndex:
                  max_synonyms: int = MAX_SYNONYMS) -> None:
         self.db, self.stores, self.vectors, self.extractor = db, stores, vectors, extractor
         self.threshold, self.max_synonyms = threshold, max_synonyms
+        self._extracted_ids: set[str] = set()
+        """Queued records already extracted during the running import."""
         self._clear()
         self._load()
 
@@ -111,7 +113,9 @@ class GraphIndex:
         """Extract the queued records not yet extracted, and start embedding what they
         mention. Called by the write path after each analysed chunk, while the parse of
         the chunk is still at hand; the graph itself changes only in `sync`."""
-        queued = [row[0] for row in self.db.execute("SELECT record_id FROM graph_queue")]
+        queued = [row[0] for row in self.db.execute("SELECT record_id FROM graph_queue")
+                  if row[0] not in self._extracted_ids]
+        self._extracted_ids.update(queued)
         extracted = self._extract(self.stores.get_many(queued).values())
         texts = {name for _, ex in extracted.values() for name in ex.entities}
         texts.update(fact.text for _, ex in extracted.values() for fact in ex.facts)
@@ -139,6 +143,7 @@ class GraphIndex:
                                          "VALUES (?)", [(n,) for n in new])
                 self.db.conn.executemany("DELETE FROM graph_queue WHERE record_id = ?",
                                          [(i,) for i in ids])
+            self._extracted_ids.difference_update(ids)
             for rid in ids:
                 self._remove_passage(rid)
             self._add_entities(new)
@@ -168,8 +173,8 @@ class GraphIndex:
         for entity, score in self.link(vector, query).items():
             reset[entity] = score / self.mentions[entity]
         sims = self._passage_scores(vector)
-        if len(sims):
-            low, high = sims[sims > -np.inf].min(), sims.max()
+        if np.isfinite(sims).any():
+            low, high = sims[np.isfinite(sims)].min(), sims.max()
             if high > low:
                 reset[entities:] = PASSAGE_WEIGHT * np.maximum(sims - low, 0) / (high - low)
         if reset.sum() <= 0:
@@ -300,7 +305,9 @@ class GraphIndex:
         self.entity_vectors = _Rows(dim)
         self.mentions: list[int] = []
         self.neighbours: dict[str, list[tuple[float, str]]] = {}
-        self._unlinked: list[int] = []
+        self._unlinked: dict[int, None] = {}
+        """Entities to link, in order (an ordered set)."""
+        self._orphaned: set[int] = set()
         self.passage_index: dict[str, int] = {}
         self.passage_ids: list[str] = []
         self.passages: list[_Passage | None] = []
@@ -318,7 +325,7 @@ class GraphIndex:
         except what a crash left half done."""
         rows = self.db.execute("SELECT name, linked FROM graph_entities ORDER BY seq").fetchall()
         self._add_entities([row["name"] for row in rows], linked=True)
-        self._unlinked = [i for i, row in enumerate(rows) if not row["linked"]]
+        unlinked = dict.fromkeys(i for i, row in enumerate(rows) if not row["linked"])
         for row in self.db.execute("SELECT * FROM graph_synonyms"):
             self.neighbours.setdefault(row["entity"], []).append((row["similarity"],
                                                                   row["neighbour"]))
@@ -335,9 +342,11 @@ class GraphIndex:
                 for row in passages if row["record_id"] in records]
         self._add_entities(list(dict.fromkeys(n for _, ex in kept for n in ex.entities
                                               if n not in self.entity_index)))
+        unlinked.update(self._unlinked)
         for start in range(0, len(kept), 5000):
             self._add_passages([r for r, _ in kept[start:start + 5000]],
                                [ex for _, ex in kept[start:start + 5000]])
+        self._unlinked = unlinked  # first mentions while loading are not new mentions
         self._link_synonyms()
 
     def _add_entities(self, names: Sequence[str], linked: bool = False) -> None:
@@ -350,7 +359,7 @@ class GraphIndex:
         self.mentions.extend([0] * len(names))
         self.entity_vectors.append(self.vectors.embeddings(list(names)))
         if not linked:
-            self._unlinked.extend(range(start, start + len(names)))
+            self._unlinked.update(dict.fromkeys(range(start, start + len(names))))
         self._matrix, self._arrays = None, None
 
     def _add_passages(self, records: Sequence[Record],
@@ -377,6 +386,8 @@ class GraphIndex:
             self.fact_refs[self.facts[text]] += 1
             self.fact_edges[(min(a, b), max(a, b))] += 1
         for entity in entities:
+            if self.mentions[entity] == 0:
+                self._unlinked[entity] = None  # (again) mentioned: link it
             self.mentions[entity] += 1
         self.passage_index[record.id] = len(self.passages)
         self.passage_ids.append(record.id)
@@ -396,6 +407,8 @@ class GraphIndex:
             return
         for entity in passage.entities:
             self.mentions[entity] -= 1
+            if self.mentions[entity] == 0:
+                self._orphaned.add(entity)
         for text in passage.facts:
             row = self.facts[text]
             self.fact_refs[row] -= 1
@@ -407,39 +420,66 @@ class GraphIndex:
         self._matrix, self._arrays = None, None
 
     def _link_synonyms(self) -> None:
-        """Synonym lists for the entities added since the last call, each compared with the
-        entities before it — never all against all again."""
-        todo = [i for i in self._unlinked if synonym_candidate(self.entity_names[i])]
-        linked = [self.entity_names[i] for i in self._unlinked]
-        self._unlinked = []
-        if not linked:
+        """Synonym lists for the entities added (or mentioned again) since the last call,
+        each compared with the entities before it — never all against all again. Entities
+        no memory mentions any more leave every list, and the lists they leave are
+        recomputed, so the graph stays what a rebuild would make."""
+        if not self._unlinked and not self._orphaned:
             return
         vectors = self.entity_vectors.view
-        candidates = np.array([synonym_candidate(n) for n in self.entity_names])
-        changed: dict[str, None] = {}
+        live = np.array(self.mentions) > 0
+        live &= np.array([synonym_candidate(n) for n in self.entity_names])
+        stale = [x for x in dict.fromkeys([*self._orphaned, *self._unlinked])
+                 if self.neighbours.get(self.entity_names[x])]
+        affected: dict[int, None] = {}
+        for x in stale:
+            name = self.entity_names[x]
+            for _, other in self.neighbours.pop(name):
+                near = self.neighbours.get(other, [])
+                if any(n == name for _, n in near):
+                    near[:] = [(sim, n) for sim, n in near if n != name]
+                    affected[self.entity_index[other]] = None
+        todo = [x for x in self._unlinked if live[x]]
+        order = np.full(len(self.entity_names), -1)
+        order[todo] = np.arange(len(todo))
+        changed = {self.entity_names[x]: None for x in stale}
         for start in range(0, len(todo), 512):
             block = todo[start:start + 512]
             sims = np.round(vectors @ vectors[block].T, 5)
             for column, entity in enumerate(block):
-                earlier = np.flatnonzero((sims[:entity, column] >= self.threshold)
-                                         & candidates[:entity])
+                before = live & ((order < 0) | (order < order[entity]))
+                before[entity] = False
                 name = self.entity_names[entity]
-                for other in earlier:
-                    similarity = float(sims[other, column])
-                    other_name = self.entity_names[other]
+                for other in np.flatnonzero((sims[:, column] >= self.threshold) & before):
+                    similarity, other_name = float(sims[other, column]), self.entity_names[other]
                     if self._offer(name, similarity, other_name):
                         changed[name] = None
                     if self._offer(other_name, similarity, name):
                         changed[other_name] = None
+        for y in affected:
+            if live[y]:
+                self._recompute(y, live)
+            changed[self.entity_names[y]] = None
         with self.db.transaction():
             self.db.conn.executemany("DELETE FROM graph_synonyms WHERE entity = ?",
                                      [(n,) for n in changed])
             self.db.conn.executemany(
                 "INSERT INTO graph_synonyms VALUES (?, ?, ?)",
-                [(n, other, sim) for n in changed for sim, other in self.neighbours[n]])
+                [(n, other, sim) for n in changed for sim, other in self.neighbours.get(n, [])])
             self.db.conn.executemany("UPDATE graph_entities SET linked = 1 WHERE name = ?",
-                                     [(n,) for n in linked])
+                                     [(self.entity_names[x],) for x in self._unlinked])
+        self._unlinked, self._orphaned = {}, set()
         self._matrix, self._arrays = None, None
+
+    def _recompute(self, entity: int, live: np.ndarray) -> None:
+        """An entity's whole list again, after one of its neighbours left the graph."""
+        sims = np.round(self.entity_vectors.view @ self.entity_vectors.view[entity], 5)
+        others = live.copy()
+        others[entity] = False
+        name = self.entity_names[entity]
+        self.neighbours[name] = []
+        for other in np.flatnonzero((sims >= self.threshold) & others):
+            self._offer(name, float(sims[other]), self.entity_names[other])
 
     def _offer(self, name: str, similarity: float, other: str) -> bool:
         _, kept = insert_neighbour(self.neighbours.setdefault(name, []), similarity, other,

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from memory.events import content_id
+from memory.keyword import KeywordIndex
 from memory.nlp import Sentence, similarity, third_person
-from memory.records import Record
+from memory.records import Filters, Record
 from memory.secrets import Finding, scan
 from memory.stores import Stores
 from memory.writepath import IngestReport, Prepared
@@ -18,6 +19,9 @@ HOWTO = re.compile(r"\b(?:how to|steps to|instructions|recipe|guide to)\b", re.I
 SEQUENCE = re.compile(r"\b(?:first|then|next|after that|finally)\b[, ]", re.IGNORECASE)
 CODE = re.compile(r"```|^\s*\$ |^\s*(?:def|class|import|function)\s", re.M)
 MIN_FACT_WORDS = 4
+RECENT = 50
+"""Merge candidates looked at by exact title or summary: the most recently changed."""
+LOOKALIKES = 20
 SUMMARY_CHARS = 300
 
 
@@ -108,6 +112,16 @@ class CoreManager:
                 changed = False
 
 
+def lookalikes(stores: Stores, store: str, text: str, field: str, value: str) -> list[Record]:
+    """Records of a store with field == value among the best keyword matches for a text:
+    the candidates for a merge, found without reading every record of that name (a
+    lifelong memory holds thousands of facts about its user)."""
+    found = KeywordIndex(stores.db).search(text, LOOKALIKES, Filters(stores=(store,)))
+    records = stores.get_many(rid for rid, _ in found)
+    return [records[rid] for rid, _ in found
+            if rid in records and records[rid].fields.get(field) == value]
+
+
 @dataclass(frozen=True)
 class SemanticManager:
     """One fact per sentence about a named thing; restated facts merge into the first."""
@@ -129,7 +143,7 @@ class SemanticManager:
 
     def _upsert(self, stores: Stores, report: IngestReport, item: Prepared, name: str,
                 fact: str) -> None:
-        for known in stores.find_by("semantic", "name", name):
+        for known in lookalikes(stores, "semantic", fact, "name", name):
             if similarity(known.fields["summary"], fact) >= self.merge_similarity:
                 changes = {"summary": fact} if len(fact) > len(known.fields["summary"]) else {}
                 stores.update(known.id, changes, actor="rules", event_ids=(item.event.id,),
@@ -155,7 +169,7 @@ class ProceduralManager:
             summary = item.event.metadata.get("title") or first_line(item.text)
             entry_type = "script" if CODE.search(item.text) else \
                 "workflow" if STEP.search(item.text) else "guide"
-            for known in stores.find_by("procedural", "summary", summary):
+            for known in stores.find_by("procedural", "summary", summary, RECENT):
                 if similarity(" ".join(known.fields["steps"]), " ".join(steps)) >= \
                         self.merge_similarity:
                     stores.update(known.id, {"steps": steps}, actor="rules",
@@ -184,7 +198,7 @@ class ResourceManager:
             title = meta.get("title") or first_line(item.text)
             fields = {"title": title, "summary": summary_of(item.text),
                       "resource_type": resource_type(item), "content": item.text}
-            earlier = [r for r in stores.find_by("resource", "title", title)
+            earlier = [r for r in stores.find_by("resource", "title", title, RECENT)
                        if r.source == item.event.source]
             if earlier and earlier[0].fields["content"] != item.text:
                 stores.update(earlier[0].id, fields, actor="rules", event_ids=(item.event.id,))

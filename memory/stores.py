@@ -161,9 +161,11 @@ class Stores:
         for row in self.db.execute(f"SELECT * FROM {store} ORDER BY id").fetchall():
             yield self._record(spec, row)
 
-    def find_by(self, store: str, field: str, value: str) -> list[Record]:
+    def find_by(self, store: str, field: str, value: str, limit: int = -1) -> list[Record]:
+        """Records whose field equals a value, the most recently changed first."""
         spec = self.spec(store)
-        rows = self.db.execute(f"SELECT * FROM {store} WHERE {field} = ?", (value,)).fetchall()
+        rows = self.db.execute(f"SELECT * FROM {store} WHERE {field} = ? "
+                               f"ORDER BY updated_at DESC, id LIMIT ?", (value, limit)).fetchall()
         return [self._record(spec, row) for row in rows]
 
     def history(self, record_id: str) -> list[dict[str, Any]]:
