@@ -288,13 +288,16 @@ class GraphIndex:
         }
 
     def stats(self) -> GraphStats:
-        edges = self.edges()
+        """Counted from the live structures, without building the edge sets."""
+        synonyms = {tuple(sorted((a, b))) for a, near in self.neighbours.items()
+                    for _, b in near}
         return GraphStats(
             entities=sum(1 for m in self.mentions if m > 0),
             passages=len(self.passage_index),
             facts=sum(1 for count in self.fact_refs if count > 0),
-            fact_edges=len(edges["fact"]), contains_edges=len(edges["contains"]),
-            synonym_edges=len(edges["synonym"]),
+            fact_edges=len(self.fact_edges),
+            contains_edges=sum(len(p.entities) for p in self.passages if p),
+            synonym_edges=len(synonyms),
         )
 
     # -- in memory ----------------------------------------------------------------------------
