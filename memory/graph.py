@@ -25,6 +25,7 @@ from scipy import sparse
 
 from memory.db import Database
 from memory.extract import Extraction, Extractor, normalize, passage_of
+from memory.keyword import KeywordIndex
 from memory.ppr import insert_neighbour, personalized_pagerank
 from memory.records import Filters, Record, source_kind
 from memory.stores import Stores
@@ -34,11 +35,13 @@ SYNONYM_THRESHOLD = 0.8
 MAX_SYNONYMS = 100
 PASSAGE_WEIGHT = 0.05
 DAMPING = 0.5
-LINKED_FACTS = 5
+LINKED_FACTS = 10
 LINKED_ENTITIES = 5
 ALNUM = re.compile(r"[a-z0-9]")
 WORDS = re.compile(r"[\w-]+")
 MAX_NAME_WORDS = 6
+FOCUS_WORDS_DEPTH = 8
+"""Keyword matches read per focus passage wanted (most fall outside the neighbourhood)."""
 Progress = Callable[[int], None]
 
 
@@ -184,27 +187,45 @@ class GraphIndex:
 
     def focus(self, query: str, n: int, filters: Filters | None = None
               ) -> list[tuple[str, float]]:
-        """The passages around the entities a query names, ranked by the rest of the query.
+        """The passages around the things a query names, ranked by the meaning of the rest.
 
-        "Where has Melanie camped?" reads Melanie's node's passages and ranks them by
-        "Where has camped?": a name shared by hundreds of memories says little to dense
-        search, but its neighbourhood is exactly where the answer lies.
+        "Where has Melanie camped?" reads Melanie's own turns and ranks them by "Where has
+        camped?": a name shared by hundreds of memories says little to dense search, but
+        its neighbourhood is exactly where the answer lies. Each person named gets their
+        own ranking, and the rankings take turns, so "Jon and Gina" finds both of them.
         """
-        named = self.named(query)
-        if not named:
+        groups, rest = self._neighbourhoods(query)
+        if not groups:
             return []
+        sims = self._passage_scores(self.vectors.embeddings([rest])[0])
+        filters = filters or Filters()
+        return _take_turns([self._best(np.where(group, sims, -np.inf), n, filters)
+                            for group in groups], n)
+
+    def focus_words(self, query: str, n: int, filters: Filters | None = None
+                    ) -> list[tuple[str, float]]:
+        """`focus` ranked by the words of the rest of the query (BM25) instead."""
+        groups, rest = self._neighbourhoods(query)
+        if not groups:
+            return []
+        found = KeywordIndex(self.db).search(rest, n * FOCUS_WORDS_DEPTH, filters)
+        nodes = [(self.passage_index.get(rid), rid, score) for rid, score in found]
+        return _take_turns([[(rid, score) for node, rid, score in nodes
+                             if node is not None and group[node]] for group in groups], n)
+
+    def _neighbourhoods(self, query: str) -> tuple[list[np.ndarray], str]:
+        """Passage masks for what the query names (a speaker's own turns, for anything else
+        the passages that mention it) and the query without those names."""
+        named = self.named(query)
         rest = query
         for _, words in named:
             rest = re.sub(rf"\b{re.escape(words)}(?:'s|’s)?", " ", rest, flags=re.IGNORECASE)
-        sims = self._passage_scores(self.vectors.embeddings([rest])[0])
-        around = np.zeros(len(self.passages), dtype=bool)
         speakers = self._speakers()
+        groups = []
         for entity, _ in named:
-            # A person's own words when they are a speaker, else every mention of it.
             spoken = speakers == entity
-            around |= spoken if spoken.any() else self._mentioning(entity)
-        sims[~around] = -np.inf
-        return self._best(sims, n, filters or Filters())
+            groups.append(spoken if spoken.any() else self._mentioning(entity))
+        return groups, rest
 
     def named(self, query: str) -> list[tuple[int, str]]:
         """Entities the query names word for word (longest first), with the words used."""
@@ -571,6 +592,17 @@ class GraphIndex:
             ):
                 found[row[0]] = Extraction.from_json(json.loads(row[1]))
         return found
+
+
+def _take_turns(rankings: Sequence[list[tuple[str, float]]], n: int
+                ) -> list[tuple[str, float]]:
+    """Rankings merged by taking one from each in turn, skipping ids already taken."""
+    merged: dict[str, float] = {}
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking):
+                merged.setdefault(*ranking[rank])
+    return list(merged.items())[:n]
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

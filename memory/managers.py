@@ -12,7 +12,7 @@ from memory.nlp import Sentence, similarity, third_person
 from memory.records import Filters, Record
 from memory.secrets import Finding, scan
 from memory.stores import Stores
-from memory.writepath import IngestReport, Prepared
+from memory.writepath import IngestReport, Prepared, shorten
 
 STEP = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•]|step\s+\d+[:.)]?)\s+(.+)$", re.IGNORECASE | re.M)
 HOWTO = re.compile(r"\b(?:how to|steps to|instructions|recipe|guide to)\b", re.IGNORECASE)
@@ -41,8 +41,7 @@ def first_line(text: str, limit: int = 120) -> str:
 
 
 def summary_of(text: str, limit: int = SUMMARY_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
+    return shorten(text, limit)
 
 
 @dataclass(frozen=True)

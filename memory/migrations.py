@@ -165,6 +165,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         INSERT INTO graph_queue SELECT record_id FROM memory_fts;
         """,
     ),
+    (
+        "0003_reply_context",
+        """
+        -- The message a chat turn answers: "Yes, from Sweden!" means little on its own.
+        ALTER TABLE episodic ADD COLUMN context TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 

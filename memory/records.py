@@ -29,8 +29,9 @@ STORES: dict[str, StoreSpec] = {
     spec.name: spec
     for spec in (
         StoreSpec(
-            "episodic", ("actor", "event_type", "summary", "details"),
-            searchable=("summary", "details"), embedded=("summary", "details"), title="summary",
+            "episodic", ("actor", "event_type", "summary", "details", "context"),
+            searchable=("summary", "details"), embedded=("summary", "details", "context"),
+            title="summary",
         ),
         StoreSpec(
             "semantic", ("name", "summary", "details"),

@@ -31,7 +31,7 @@ class Hit:
     score: float
     ranks: dict[str, int]
     """Which lists found it, at which rank (1-based): 'keyword', 'dense', 'graph', 'focus',
-    'time'."""
+    'focus_words', 'time'."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Retriever:
         if graph and self.graph:
             lists["graph"] = [rid for rid, _ in self.graph.search(vector, text, depth, filters)]
             lists["focus"] = [rid for rid, _ in self.graph.focus(text, depth, filters)]
+            lists["focus_words"] = [rid for rid, _ in self.graph.focus_words(text, depth, filters)]
         if when.range:
             narrowed = _narrow(filters, when.range)
             lists["time"] = [rid for rid, _ in self.vectors.search(vector, depth, narrowed)]

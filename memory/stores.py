@@ -59,6 +59,11 @@ class Stores:
              json.dumps(event.metadata, sort_keys=True), utcnow()),
         )
 
+    def last_event(self, source: str) -> sqlite3.Row | None:
+        """The event of a source logged most recently."""
+        return self.db.execute("SELECT * FROM events WHERE source = ? ORDER BY rowid DESC LIMIT 1",
+                               (source,)).fetchone()
+
     def event_metadata(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(event_ids)
         rows = self.db.execute(

@@ -263,6 +263,25 @@ def test_focus_reads_the_named_speakers_own_words(people: Memlane) -> None:
     assert "camping" in first.record.search_text or "tent" in first.record.search_text
 
 
+def speaker(episode_title: str) -> str:
+    return episode_title.split("] ", 1)[1].split(":", 1)[0]
+
+
+def test_focus_gives_each_person_named_their_turn(people: Memlane) -> None:
+    """Mel's two camping memories match best, but Jon is named too, so he comes second."""
+    focused = texts(people, people.graph.focus("Where have Mel and Jon gone camping?", 10))
+    assert {speaker(focused[0]), speaker(focused[1])} == {"Mel", "Jon"}
+
+
+def test_focus_words_ranks_the_neighbourhood_by_the_words_left(people: Memlane) -> None:
+    # Jon's own words, by the stem of "bake": the bread, not the guitar or Gina's kayak.
+    assert [speaker(t) for t in texts(people, people.graph.focus_words("What did Jon bake?", 10))
+            ] == ["Jon"]
+    assert "sourdough" in texts(people, people.graph.focus_words("What did Jon bake?", 10))[0]
+    assert people.graph.focus_words("What did Mel bake?", 10) == []  # Jon baked, not Mel
+    assert people.graph.focus_words("Who is Bartholomew?", 10) == []  # names nothing known
+
+
 def test_focus_on_a_thing_reads_every_passage_that_mentions_it(people: Memlane) -> None:
     focused = texts(people, people.graph.focus("Who uses the kayak?", 10))
     assert focused and all("kayak" in text for text in focused)
@@ -292,7 +311,8 @@ def test_filters_apply_to_the_graph_lists_as_to_dense_and_keyword(
     assert {rid for rid, _ in people.keyword.search(query, 1000, filters)} <= allowed
 
     for ranked in (lambda f: graph.search(vector, query, 1000, f),
-                   lambda f: graph.focus(query, 1000, f)):
+                   lambda f: graph.focus(query, 1000, f),
+                   lambda f: graph.focus_words(query, 1000, f)):
         unfiltered, filtered = ranked(None), ranked(filters)
         assert filtered == [pair for pair in unfiltered if pair[0] in allowed]
     assert graph.search(vector, query, 1000, filters)  # the filter leaves something

@@ -17,7 +17,7 @@ RECORD_COLUMNS = {"id", "occurred_at", "source", "created_at", "updated_at"}
 EXPECTED_COLUMNS = {
     "events": {"id", "source", "occurred_at", "actor", "text", "metadata", "ingested_at"},
     "core": {"label", "value", "char_limit", "updated_at"},
-    "episodic": RECORD_COLUMNS | {"actor", "event_type", "summary", "details"},
+    "episodic": RECORD_COLUMNS | {"actor", "event_type", "summary", "details", "context"},
     "semantic": RECORD_COLUMNS | {"name", "summary", "details"},
     "procedural": RECORD_COLUMNS | {"entry_type", "summary", "steps"},
     "resource": RECORD_COLUMNS | {"title", "summary", "resource_type", "content"},

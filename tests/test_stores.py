@@ -20,7 +20,8 @@ from tests.helpers import OPENAI_KEY, T0, event
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "episodic": {"actor": "user", "event_type": "user_message",
-                 "summary": "user: walked to the lighthouse", "details": "a windy evening"},
+                 "summary": "user: walked to the lighthouse", "details": "a windy evening",
+                 "context": "assistant: How was your evening?"},
     "semantic": {"name": "Alice", "summary": "Alice works at Google.", "details": ""},
     "procedural": {"entry_type": "workflow", "summary": "Reset the network",
                    "steps": ["Unplug the router", "Wait ten seconds", "Plug it back in"]},

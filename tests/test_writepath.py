@@ -257,3 +257,31 @@ def test_every_event_becomes_an_episodic_record(memlane: Memlane) -> None:
     assert by_time[events[3].occurred_at].fields["event_type"] == "document"
     assert "Alice works at Google in Berlin." in by_time[events[2].occurred_at].title
     assert by_time[events[4].occurred_at].fields["details"] == REPORT  # nothing of it is lost
+
+
+def test_a_reply_is_kept_with_the_message_it_answers(memlane: Memlane) -> None:
+    said = [
+        ("Love the necklace! Does it have a special meaning?", "Mel", "chat", 0),
+        ("My grandma gave it to me back home.", "Caroline", "chat", 1),
+        ("Here is my shopping list for Saturday.", "user", "file:/notes/list.md", 2),
+        ("Thanks for telling me.", "Mel", "chat", 3),
+        ("Are you free for lunch tomorrow?", "Caroline", "chat", 200),  # hours later
+        ("I bought a silver bracelet at the market.", "Caroline", "chat", 900),
+        ("My home is full of plants these days.", "Caroline", "chat", 2000),
+        ("Back home we always had a big garden.", "Caroline", "chat", 3000),
+    ]
+    memlane.ingest([event(text, actor, T0 + timedelta(minutes=m), source)
+                    for text, actor, source, m in said])
+    context = {e.fields["summary"].split(": ", 1)[1]: e.fields["context"]
+               for e in memlane.stores.list("episodic", limit=10)}
+    assert context == {
+        said[0][0]: "",
+        said[1][0]: f"Mel: {said[0][0]}",
+        said[2][0]: "",  # a document answers nobody
+        said[3][0]: f"Caroline: {said[1][0]}",  # the same conversation, past the note
+        **{text: "" for text, *_ in said[4:]},
+    }
+    # The reply is found by what it answers, though it never names the necklace.
+    vector = memlane.vectors.embeddings(["Where is Caroline's necklace from?"])[0]
+    best = memlane.stores.get_many(rid for rid, _ in memlane.vectors.search(vector, 2))
+    assert any(said[1][0] in record.title for record in best.values())
