@@ -47,6 +47,7 @@ def reindex(memlane: Memlane, progress: ProgressFactory = _no_progress) -> dict[
     memlane.graph.reset()
     with db.transaction():
         db.execute("DELETE FROM memory_fts")
+        db.execute("DELETE FROM keyword_rows")
         db.execute("DELETE FROM vector_queue")
         db.execute("DELETE FROM graph_queue")
         for store in STORES:

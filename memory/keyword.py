@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import combinations
 
 from memory.db import Database
 from memory.records import Filters
@@ -37,6 +38,20 @@ def match_expression(text: str) -> str | None:
     return " OR ".join(f'"{term}"' for term in terms) if terms else None
 
 
+def overlap_expression(text: str, longest: int = 5, missing: int = 2) -> str | None:
+    """An FTS5 MATCH string for texts holding all but `missing` of a text's `longest`
+    content words (all but one when it has fewer): where a restatement of the text must
+    be, found through short posting lists instead of every text sharing a common word.
+    A restatement with 85% of its words in common misses at most 2 of 5 in texts of up to
+    ~17 words."""
+    terms = sorted(query_terms(text), key=len, reverse=True)[:longest]
+    if not terms:
+        return None
+    needed = len(terms) - missing if len(terms) == longest else max(len(terms) - 1, 1)
+    return " OR ".join("(" + " AND ".join(f'"{t}"' for t in group) + ")"
+                       for group in combinations(terms, needed))
+
+
 class KeywordIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -44,7 +59,11 @@ class KeywordIndex:
     def search(self, text: str, n: int, filters: Filters | None = None
                ) -> list[tuple[str, float]]:
         """(record id, BM25 score; higher is better) pairs, best first."""
-        expression = match_expression(text)
+        return self.match(match_expression(text), n, filters)
+
+    def match(self, expression: str | None, n: int, filters: Filters | None = None
+              ) -> list[tuple[str, float]]:
+        """`search` with an FTS5 MATCH string of one's own."""
         if expression is None:
             return []
         filters = filters or Filters()

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from memory.events import content_id
-from memory.keyword import KeywordIndex
+from memory.keyword import KeywordIndex, overlap_expression
 from memory.nlp import Sentence, similarity, third_person
 from memory.records import Filters, Record
 from memory.secrets import Finding, scan
@@ -112,10 +112,11 @@ class CoreManager:
 
 
 def lookalikes(stores: Stores, store: str, text: str, field: str, value: str) -> list[Record]:
-    """Records of a store with field == value among the best keyword matches for a text:
-    the candidates for a merge, found without reading every record of that name (a
-    lifelong memory holds thousands of facts about its user)."""
-    found = KeywordIndex(stores.db).search(text, LOOKALIKES, Filters(stores=(store,)))
+    """Records of a store with field == value that share enough words with a text to be a
+    restatement of it: the candidates for a merge, found without reading every record of
+    that name (a lifelong memory holds thousands of facts about its user)."""
+    found = KeywordIndex(stores.db).match(overlap_expression(text), LOOKALIKES,
+                                          Filters(stores=(store,)))
     records = stores.get_many(rid for rid, _ in found)
     return [records[rid] for rid, _ in found
             if rid in records and records[rid].fields.get(field) == value]

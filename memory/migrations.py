@@ -172,6 +172,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE episodic ADD COLUMN context TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        "0004_keyword_rows",
+        """
+        -- Where each record sits in memory_fts: its record_id column is not indexed, so
+        -- finding a record's row there would read the whole index.
+        CREATE TABLE keyword_rows (
+            record_id TEXT PRIMARY KEY,
+            fts_rowid INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO keyword_rows SELECT record_id, rowid FROM memory_fts;
+        """,
+    ),
 )
 
 

@@ -119,7 +119,7 @@ class Stores:
         old = self.get(record_id)
         self.db.execute(f"DELETE FROM {old.store} WHERE id = ?", (record_id,))
         self.db.execute("DELETE FROM provenance WHERE record_id = ?", (record_id,))
-        self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record_id,))
+        self._unindex(record_id)
         self._queue(record_id)
         self._history(old, "DELETE", old.fields, None, (), actor)
         return old
@@ -269,13 +269,23 @@ class Stores:
 
     def reindex(self, record: Record) -> None:
         """Write a record into the keyword index and queue it for the vector and graph indexes."""
-        self.db.execute("DELETE FROM memory_fts WHERE record_id = ?", (record.id,))
-        self.db.execute(
+        self._unindex(record.id)
+        row = self.db.execute(
             "INSERT INTO memory_fts (record_id, store, source, occurred_at, text) "
             "VALUES (?, ?, ?, ?, ?)",
             (record.id, record.store, record.source, iso(record.occurred_at), record.search_text),
-        )
+        ).lastrowid
+        self.db.execute("INSERT INTO keyword_rows VALUES (?, ?)", (record.id, row))
         self._queue(record.id)
+
+    def _unindex(self, record_id: str) -> None:
+        """Take a record out of the keyword index."""
+        row = self.db.execute("SELECT fts_rowid FROM keyword_rows WHERE record_id = ?",
+                              (record_id,)).fetchone()
+        if row:
+            self.db.execute("DELETE FROM memory_fts WHERE rowid = ? AND record_id = ?",
+                            (row[0], record_id))
+            self.db.execute("DELETE FROM keyword_rows WHERE record_id = ?", (record_id,))
 
     def _queue(self, record_id: str) -> None:
         """The derived indexes (vectors, graph) pick the change up after commit."""

@@ -124,21 +124,32 @@ def test_record_round_trip_writes_history(db: Database, stores: Stores, store: s
     ]
 
 
+def keyword_rows(db: Database) -> list[str]:
+    """The records in the keyword index, checked against the row map that finds them."""
+    indexed = db.execute("SELECT rowid, record_id FROM memory_fts ORDER BY rowid").fetchall()
+    mapped = db.execute("SELECT fts_rowid, record_id FROM keyword_rows ORDER BY fts_rowid")
+    assert [tuple(row) for row in indexed] == [tuple(row) for row in mapped]
+    return [row[1] for row in indexed]
+
+
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_keyword_index_follows_add_update_delete(db: Database, stores: Stores,
                                                  store: str) -> None:
     with db.transaction():
         record = stores.add(new_record(store, SAMPLES[store]), actor="rules")
     assert keyword_ids(db, OLD_WORD[store]) == [record.id]
+    assert keyword_rows(db) == [record.id]
 
     with db.transaction():
         stores.update(record.id, CHANGES[store], actor="user")
     assert keyword_ids(db, OLD_WORD[store]) == []
     assert keyword_ids(db, NEW_WORD[store]) == [record.id]
+    assert keyword_rows(db) == [record.id]  # replaced, not added
 
     with db.transaction():
         stores.delete(record.id, actor="user")
     assert keyword_ids(db, NEW_WORD[store]) == []
+    assert keyword_rows(db) == []
     # ...and the vector index is told to drop it on its next sync.
     queued = {row[0] for row in db.execute("SELECT record_id FROM vector_queue")}
     assert record.id in queued

@@ -221,6 +221,20 @@ def test_a_restated_fact_merges_into_the_first(memlane: Memlane) -> None:
     assert report.operations[("semantic", "MERGE")] == 1
 
 
+def test_a_restatement_merges_past_many_facts_of_the_same_words(memlane: Memlane) -> None:
+    """Merge candidates come from the keyword index: the old fact is found among dozens of
+    newer ones that share its name and most common words."""
+    first = event("Alice works at Google in Berlin.")
+    others = [event(f"Alice works at the market in Berlin on day {n}.",
+                    when=T0 + timedelta(hours=n)) for n in range(1, 41)]
+    again = event("Alice works at Google in Berlin today.", when=T0 + timedelta(days=3))
+    memlane.ingest([first, *others, again])
+
+    google = [f for f in memlane.stores.find_by("semantic", "name", "Alice")
+              if "Google" in f.fields["summary"]]
+    assert len(google) == 1 and set(google[0].event_ids) == {first.id, again.id}
+
+
 def test_the_same_secret_twice_is_one_vault_entry(memlane: Memlane) -> None:
     first = event(f"my openai key is {OPENAI_KEY}")
     again = event(f"reminder: the openai key is {OPENAI_KEY}", when=T0 + timedelta(hours=1))
