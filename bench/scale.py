@@ -51,12 +51,6 @@ def stored(memlane: Memlane) -> int:
     return sum(counts[store] for store in STORES)
 
 
-def graph_size(memlane: Memlane) -> dict[str, int]:
-    """`GraphIndex.stats()` as a plain dict, whether it returns one or a `GraphStats`."""
-    stats: Any = memlane.graph.stats()
-    return dict(stats.as_dict() if hasattr(stats, "as_dict") else stats)
-
-
 def memory_mb() -> tuple[float | None, float | None]:
     """Resident and peak resident memory of this process (Linux /proc; None elsewhere)."""
     try:
@@ -128,7 +122,7 @@ def run(home: Path, records: int, queries: int, seed: int) -> dict[str, Any]:
     result = ingest(memlane, stream, records)
     reference = result.pop("last")
     result["records_by_store"] = {s: n for s, n in memlane.stores.counts().items()}
-    result["graph"] = graph_size(memlane)
+    result["graph"] = memlane.graph.stats().as_dict()
     questions = synthetic.questions(random.Random(seed), queries)
     result["queries"] = len(questions)
     result["query_ms"] = query_latency(memlane, questions, reference)

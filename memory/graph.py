@@ -453,20 +453,21 @@ class GraphIndex:
         vectors = self.entity_vectors.view
         live = np.array(self.mentions) > 0
         live &= np.array([synonym_candidate(n) for n in self.entity_names])
-        stale = [x for x in dict.fromkeys([*self._orphaned, *self._unlinked])
-                 if self.neighbours.get(self.entity_names[x])]
+        # An entity that lost its last mention leaves every list (it comes back through
+        # `todo` if mentioned again). Lists are bounded, so not symmetric: B may list A
+        # while A's list is full of better names, so every list is looked at.
+        stale = {self.entity_names[x]: None for x in self._orphaned}
         affected: dict[int, None] = {}
-        for x in stale:
-            name = self.entity_names[x]
-            for _, other in self.neighbours.pop(name):
-                near = self.neighbours.get(other, [])
-                if any(n == name for _, n in near):
-                    near[:] = [(sim, n) for sim, n in near if n != name]
-                    affected[self.entity_index[other]] = None
+        for holder, near in list(self.neighbours.items()) if stale else ():
+            if holder in stale:
+                del self.neighbours[holder]
+            elif any(n in stale for _, n in near):
+                near[:] = [(sim, n) for sim, n in near if n not in stale]
+                affected[self.entity_index[holder]] = None
         todo = [x for x in self._unlinked if live[x]]
         order = np.full(len(self.entity_names), -1)
         order[todo] = np.arange(len(todo))
-        changed = {self.entity_names[x]: None for x in stale}
+        changed = dict(stale)
         for start in range(0, len(todo), 512):
             block = todo[start:start + 512]
             sims = np.round(vectors @ vectors[block].T, 5)

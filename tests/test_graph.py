@@ -337,11 +337,11 @@ DOGS = [
 BOUND = 2
 
 
-def bounded(memlane: Memlane, analyzer: SpacyAnalyzer) -> Memlane:
+def bounded(memlane: Memlane, analyzer: SpacyAnalyzer, bound: int = BOUND) -> Memlane:
     """The container's graph with short synonym lists (Settings has no knob for it), so the
     bound is exercised by a handful of dog phrases."""
     memlane.graph = GraphIndex(memlane.db, memlane.stores, memlane.vectors,
-                               SpacyExtractor(analyzer), max_synonyms=BOUND)
+                               SpacyExtractor(analyzer), max_synonyms=bound)
     return memlane
 
 
@@ -451,6 +451,29 @@ def test_after_a_delete_the_graph_equals_a_rebuild(memlane: Memlane,
     delete_where(memlane, "black labrador puppy")
     incremental = memlane.graph.edges()
     assert not any("black labrador puppy" in pair for pair in incremental["synonym"])
+    reindex(memlane)
+    assert incremental == memlane.graph.edges()
+
+
+def test_an_edited_memory_relinks_its_entities_as_a_rebuild_would(
+        memlane: Memlane, analyzer: SpacyAnalyzer) -> None:
+    """An edit takes a memory's entities out and puts them back in one sync. "golden
+    retriever owner" lists "golden retriever", whose own list (bound 2) is full of closer
+    names: the relinked entity must not end up twice on the owner's list (SQLite refuses)."""
+    graph = bounded(memlane, analyzer).graph
+    memlane.ingest([event(text, actor="Mel", when=day(n)) for n, text in enumerate([
+        "We adopted a golden retriever.", "The golden retriever puppy chewed my shoes.",
+        "I bought a golden retriever toy.", "The golden retriever owner waved at us."])])
+    assert [n for _, n in graph.neighbours_of("golden retriever owner")] == ["golden retriever"]
+    assert "golden retriever owner" not in {n for _, n in graph.neighbours_of("golden retriever")}
+
+    [adopted] = [r for r in memlane.stores.iter_all("episodic") if "adopted" in r.title]
+    with memlane.db.transaction():
+        memlane.stores.update(adopted.id, {"summary": adopted.fields["summary"] + " Really."},
+                              actor="user")
+    memlane.sync()
+    assert [n for _, n in graph.neighbours_of("golden retriever owner")] == ["golden retriever"]
+    incremental = memlane.graph.edges()
     reindex(memlane)
     assert incremental == memlane.graph.edges()
 
