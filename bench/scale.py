@@ -6,8 +6,10 @@ a memory of N records built from synthetic personal events.
 Events from `bench.synthetic` (about two years of chat turns, notes and screen text) go
 through the real pipeline in chunks of 1,000 until the record stores hold N records. Models
 are loaded and warmed before anything is timed, so the rates are the pipeline's, not the
-model loading's. The same questions are then searched with and without the knowledge graph,
-interleaved, and the memory is closed and reopened to time a cold start of its indexes.
+model loading's. Memlane is then started on the memory in a fresh process, as a user's
+would be: the open and first search are timed, the same questions are searched with and
+without the knowledge graph, interleaved, and its resident memory is read after them (the
+importing process's own is reported too: it holds what a bulk import left behind).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -110,34 +114,50 @@ def query_latency(memlane: Memlane, questions: Sequence[str],
     return {name: percentiles(values) for name, values in ms.items()}
 
 
-def run(home: Path, records: int, queries: int, seed: int) -> dict[str, Any]:
-    settings = Settings(home=home)
+def warmed_parts(settings: Settings) -> Parts:
+    """The models, loaded and warmed, so that no rate below includes loading them."""
     embedder = MiniLMEmbedder(settings.embed_batch_size, settings.embed_precision)
     analyzer = SpacyAnalyzer()
     analyzer.analyze(["warm up"])
     embedder.embed(["warm up"])
-    parts = Parts(embedder=embedder, analyzer=analyzer)
-    memlane = Memlane(settings, parts)
+    return Parts(embedder=embedder, analyzer=analyzer)
+
+
+def run(home: Path, records: int, queries: int, seed: int) -> dict[str, Any]:
+    settings = Settings(home=home)
+    memlane = Memlane(settings, warmed_parts(settings))
     stream = synthetic.events(seed, expected=math.ceil(records / RECORDS_PER_EVENT))
     result = ingest(memlane, stream, records)
     reference = result.pop("last")
     result["records_by_store"] = {s: n for s, n in memlane.stores.counts().items()}
     result["graph"] = memlane.graph.stats().as_dict()
+    memlane.close()
+    result["import_rss_mb"], result["import_peak_rss_mb"] = memory_mb()
+    result["disk_mb"] = disk_mb(home)
     questions = synthetic.questions(random.Random(seed), queries)
     result["queries"] = len(questions)
-    result["query_ms"] = query_latency(memlane, questions, reference)
-    result["rss_mb"], _ = memory_mb()
-    memlane.close()
-    result["disk_mb"] = disk_mb(home)
-    began = time.perf_counter()
-    memlane = Memlane(settings, parts)
-    memlane.retriever.search(questions[0], k=10, graph=True, reference=reference)
-    result["reopen_s"] = time.perf_counter() - began
-    memlane.close()
-    _, result["peak_rss_mb"] = memory_mb()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as fresh:
+        result.update(fresh.submit(serve, home, questions, reference).result())
     result["targets"] = TARGETS
     result["met"] = {name: met(name, value(result, name)) for name in TARGETS}
     return result
+
+
+def serve(home: Path, questions: Sequence[str], reference: datetime | None) -> dict[str, Any]:
+    """Memlane started on the memory in a fresh process, as the user's would be: models
+    loaded first (not timed), then the memory opened and searched."""
+    settings = Settings(home=home)
+    parts = warmed_parts(settings)
+    began = time.perf_counter()
+    memlane = Memlane(settings, parts)
+    memlane.retriever.search(questions[0], k=10, graph=True, reference=reference)
+    reopen_s = time.perf_counter() - began
+    query_ms = query_latency(memlane, questions, reference)
+    rss_mb, peak_rss_mb = memory_mb()
+    memlane.close()
+    return {"reopen_s": reopen_s, "query_ms": query_ms, "rss_mb": rss_mb,
+            "peak_rss_mb": peak_rss_mb}
 
 
 def value(result: dict[str, Any], target: str) -> float | None:
@@ -167,10 +187,12 @@ def table(result: dict[str, Any]) -> str:
          ""),
         ("query ms graph p50 / p95", f"{num(q['graph']['p50'])} / {num(q['graph']['p95'])}",
          "query_p50_ms_graph"),
-        ("RSS MB (after queries)", num(result["rss_mb"], 0), "rss_mb"),
-        ("peak RSS MB", num(result["peak_rss_mb"], 0), ""),
+        ("RSS MB, Memlane started on it, after the queries", num(result["rss_mb"], 0),
+         "rss_mb"),
+        ("RSS MB of the import process (end / peak)",
+         f"{num(result['import_rss_mb'], 0)} / {num(result['import_peak_rss_mb'], 0)}", ""),
         ("disk MB", num(result["disk_mb"]), ""),
-        ("reopen + first graph query s", num(result["reopen_s"], 2), ""),
+        ("open + first graph query s (models loaded)", num(result["reopen_s"], 2), ""),
     ]
     lines = ["| metric | value | target | met |", "|---|---|---|---|"]
     for name, shown, target in rows:

@@ -12,7 +12,7 @@ from memory.nlp import Sentence, similarity, third_person
 from memory.records import Filters, Record
 from memory.secrets import Finding, scan
 from memory.stores import Stores
-from memory.writepath import IngestReport, Prepared, shorten
+from memory.writepath import ASSISTANT, IngestReport, Prepared, shorten
 
 STEP = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•]|step\s+\d+[:.)]?)\s+(.+)$", re.IGNORECASE | re.M)
 HOWTO = re.compile(r"\b(?:how to|steps to|instructions|recipe|guide to)\b", re.IGNORECASE)
@@ -59,6 +59,8 @@ class RuleMetaManager:
             sentences = item.analysis.sentences
             if item.found:
                 routes["vault"].append(item)
+            if item.event.actor == ASSISTANT:
+                continue
             if item.event.actor == self.user_name and any(s.about_self for s in sentences):
                 routes["core"].append(item)
             if any(self._is_fact(item, s) for s in sentences):

@@ -26,6 +26,9 @@ ANALYZE_CHUNK = 256
 CONTEXT_CHARS = 300
 REPLY_WINDOW = timedelta(hours=1)
 CHAT_TYPES = frozenset({"chat", "user_message"})
+ASSISTANT = "assistant"
+"""The actor of the assistant's own chat turns: kept as episodes, never mined for facts
+(a wrong answer must not become a remembered fact)."""
 
 
 @dataclass(frozen=True)

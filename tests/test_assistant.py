@@ -1,0 +1,196 @@
+"""The assistant with real llama.cpp and the tiny packaged model (SmolLM2-135M): structured
+output, prompts that carry dates and sources, the vault kept out, abstention, chat turns
+remembered. What the tiny model says is not judged; what reaches it and what is stored is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.container import Memlane, Parts
+from app.settings import Settings
+from inference.assistant import CITATION, DONT_KNOW, cited_numbers, memory_line
+from inference.llm import BadModelOutput, LlamaModel, LoadOptions, Message, parse_structured
+from inference.models import ModelStore
+from memory.writepath import ASSISTANT
+from tests.helpers import OPENAI_KEY, T0, event
+
+TINY = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> LlamaModel:
+    path = ModelStore(tmp_path_factory.mktemp("models")).require(TINY)
+    return LlamaModel(TINY, path, LoadOptions(context=2048, threads=2))
+
+
+class Recording:
+    """The real model, with every prompt it was given kept for the test to read."""
+
+    def __init__(self, model: LlamaModel) -> None:
+        self.model, self.name, self.context = model, model.name, model.context
+        self.prompts: list[list[Message]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return self.model.count_tokens(text)
+
+    def stream(self, messages: Sequence[Message], max_tokens: int = 512) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        return self.model.stream(messages, max_tokens)
+
+    def structured(self, messages: Sequence[Message], schema: Mapping[str, Any],
+                   max_tokens: int = 512) -> Any:
+        self.prompts.append(list(messages))
+        return self.model.structured(messages, schema, max_tokens)
+
+
+@pytest.fixture
+def llm(tiny: LlamaModel) -> Recording:
+    return Recording(tiny)
+
+
+@pytest.fixture
+def memlane(tmp_path: Path, parts: Parts, llm: Recording) -> Iterator[Memlane]:
+    memlane = Memlane(Settings(home=tmp_path / "home", answer_tokens=24),
+                      Parts(embedder=parts.embedder, analyzer=parts.analyzer, llm=llm))
+    yield memlane
+    memlane.close()
+
+
+CHAT = [
+    ("I went to the LGBTQ support group yesterday, it was powerful.", "Caroline", 0),
+    ("My grandma gave me this necklace in Sweden.", "Caroline", 1),
+    ("We camped at the beach with the kids last weekend.", "Melanie", 2),
+]
+
+
+def remember_chat(memlane: Memlane) -> None:
+    memlane.ingest([event(text, actor=actor, when=T0 + timedelta(days=n), source="chat")
+                    for text, actor, n in CHAT])
+
+
+# -- structured output ------------------------------------------------------------------------
+PERSON = {"type": "object", "properties": {"name": {"type": "string"},
+                                           "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+def test_structured_output_parses_and_fits_its_schema(tiny: LlamaModel) -> None:
+    reply = tiny.structured([{"role": "user", "content": "Alice is 31 years old. "
+                              "Give her name and age as JSON."}], PERSON, max_tokens=40)
+    assert set(reply) == {"name", "age"}
+    assert isinstance(reply["name"], str) and isinstance(reply["age"], int)
+
+
+@pytest.mark.parametrize("text", ['{"name": "Alice"}', '{"name": "Alice", "age": "31"}',
+                                  '{"name": "Alice", "age": 31', "Alice, 31"])
+def test_output_off_schema_is_a_clear_error(text: str) -> None:
+    with pytest.raises(BadModelOutput, match="does not fit the schema"):
+        parse_structured(text, PERSON)
+
+
+# -- prompts ----------------------------------------------------------------------------------
+def test_the_prompt_numbers_memories_with_date_and_source(memlane: Memlane,
+                                                          llm: Recording) -> None:
+    remember_chat(memlane)
+    answer = memlane.assistant().ask("Where is Caroline's necklace from?")
+    [prompt] = llm.prompts
+    shown = prompt[-1]["content"]
+    assert shown.endswith("Question: Where is Caroline's necklace from?")
+    necklace = next(m for m in answer.memories if "necklace" in m.line)
+    assert necklace.line in shown
+    assert necklace.line.startswith(f"[{necklace.number}] 3 January 2024, 9:30 am · chat · ")
+    assert prompt[0]["role"] == "system" and "[2]" in prompt[0]["content"]  # how to cite
+
+
+def test_core_memory_leads_the_system_prompt(memlane: Memlane, llm: Recording) -> None:
+    memlane.ingest([event("My name is Dana and I love hiking.")])
+    memlane.assistant().ask("What do I love?")
+    assert "Dana" in llm.prompts[0][0]["content"]
+
+
+def test_high_sensitivity_vault_entries_never_reach_a_prompt(memlane: Memlane,
+                                                             llm: Recording) -> None:
+    memlane.ingest([event(f"my openai key is {OPENAI_KEY}"),
+                    event("Alice's email is alice@example.com")])
+    question = "What is my openai key?"
+    found = {hit.record.store for hit in memlane.retriever.search(question, 20).hits}
+    assert "vault" in found  # the retriever finds the secret; the assistant must drop it
+    answer = memlane.assistant().ask(question)
+    assert llm.prompts and all(OPENAI_KEY not in m["content"] for p in llm.prompts for m in p)
+    assert all(m.record.fields.get("sensitivity") != "high" for m in answer.memories)
+    assert OPENAI_KEY not in answer.text
+
+
+def test_citations_are_the_numbers_shown() -> None:
+    assert cited_numbers("She went [2] and came back [1][2] [7] [x]", 3) == [2, 1]
+
+
+# -- abstention and memory --------------------------------------------------------------------
+def test_with_nothing_remembered_it_says_so_without_asking_the_model(memlane: Memlane,
+                                                                     llm: Recording) -> None:
+    pieces: list[str] = []
+    answer = memlane.assistant().ask("What did I eat in Rome?", on_piece=pieces.append)
+    assert answer.abstained and answer.text == DONT_KNOW == "".join(pieces)
+    assert llm.prompts == []
+
+
+def test_every_turn_is_remembered_and_the_answer_is_no_fact(memlane: Memlane) -> None:
+    remember_chat(memlane)
+    before = memlane.stores.counts()
+    assistant = memlane.assistant(session="s1")
+    answer = assistant.ask("Where did Melanie camp?")
+
+    turns = [r for r in memlane.stores.iter_all("episodic") if r.source == "assistant:s1"]
+    assert sorted(r.fields["actor"] for r in turns) == sorted(["user", ASSISTANT])
+    [reply] = [r for r in turns if r.fields["actor"] == ASSISTANT]
+    assert answer.text in reply.search_text
+    assert reply.fields["context"] == "user: Where did Melanie camp?"
+    after = memlane.stores.counts()
+    assert after["semantic"] == before["semantic"]  # the model's words are not facts
+    assert after["episodic"] == before["episodic"] + 2
+
+    assistant.paused = True
+    assistant.ask("And Caroline?")
+    assert memlane.stores.counts()["episodic"] == after["episodic"]
+
+
+def test_a_follow_up_keeps_the_earlier_turn_first(memlane: Memlane, llm: Recording) -> None:
+    remember_chat(memlane)
+    assistant = memlane.assistant()
+    first = assistant.ask("Where did Melanie camp?")
+    assistant.ask("And with whom?")
+    earlier, later = llm.prompts
+    assert later[:2] == earlier[:1] + [{"role": "user", "content": "Where did Melanie camp?"}]
+    assert later[2] == {"role": "assistant", "content": CITATION.sub("", first.text).strip()}
+
+
+def test_memory_line_drops_the_episode_date_prefix() -> None:
+    from memory.writepath import raw_episode
+
+    record = raw_episode(event("Hi there", actor="Mel", when=T0), "Hi there", "user")
+    assert memory_line(4, record) == "[4] 2 January 2024, 9:30 am · chat · episodic: Mel: Hi there"
+
+
+# -- the command ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_memlane_ask_answers_from_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "MEMLANE_HOME": str(tmp_path / "home"), "MEMLANE_MODEL": TINY,
+           "MEMLANE_ANSWER_TOKENS": "16"}
+    memlane = [sys.executable, "-m", "app.cli"]
+    note = tmp_path / "note.txt"
+    note.write_text("The spare key is under the blue flowerpot.")
+    subprocess.run([*memlane, "import", str(note)], env=env, check=True, capture_output=True)
+    done = subprocess.run([*memlane, "ask", "Where is the spare key?"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    empty = subprocess.run([*memlane, "ask", "  "], env=env, capture_output=True, text=True)
+    assert empty.returncode == 2 and "the question is empty" in empty.stderr
