@@ -71,6 +71,11 @@ class LlamaModel:
         )
 
 
+    @property
+    def llama(self) -> Any:
+        """The llama-cpp-python object itself (the generation benchmark races it)."""
+        return self._llama
+
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
 

@@ -61,9 +61,11 @@ class KeywordIndex:
         """(record id, BM25 score; higher is better) pairs, best first."""
         return self.match(match_expression(text), n, filters)
 
-    def match(self, expression: str | None, n: int, filters: Filters | None = None
-              ) -> list[tuple[str, float]]:
-        """`search` with an FTS5 MATCH string of one's own."""
+    def match(self, expression: str | None, n: int, filters: Filters | None = None,
+              newest_first: bool = False) -> list[tuple[str, float]]:
+        """`search` with an FTS5 MATCH string of one's own. `newest_first` takes the most
+        recently indexed matches instead of the best: it stops after n, where ranking
+        must score every match (thousands, for common words in a large memory)."""
         if expression is None:
             return []
         filters = filters or Filters()
@@ -82,8 +84,9 @@ class KeywordIndex:
         if filters.until:
             clauses.append("occurred_at < ?")
             params.append(iso(filters.until))
+        order = "rowid DESC" if newest_first else "bm25(memory_fts)"
         rows = self.db.execute(
             f"SELECT record_id, -bm25(memory_fts) AS score FROM memory_fts WHERE "
-            f"{' AND '.join(clauses)} ORDER BY bm25(memory_fts) LIMIT ?", (*params, n),
+            f"{' AND '.join(clauses)} ORDER BY {order} LIMIT ?", (*params, n),
         )
         return [(row[0], row[1]) for row in rows]

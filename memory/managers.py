@@ -21,7 +21,7 @@ CODE = re.compile(r"```|^\s*\$ |^\s*(?:def|class|import|function)\s", re.M)
 MIN_FACT_WORDS = 4
 RECENT = 50
 """Merge candidates looked at by exact title or summary: the most recently changed."""
-LOOKALIKES = 20
+LOOKALIKES = 50
 SUMMARY_CHARS = 300
 
 
@@ -115,10 +115,11 @@ class CoreManager:
 
 def lookalikes(stores: Stores, store: str, text: str, field: str, value: str) -> list[Record]:
     """Records of a store with field == value that share enough words with a text to be a
-    restatement of it: the candidates for a merge, found without reading every record of
-    that name (a lifelong memory holds thousands of facts about its user)."""
+    restatement of it, the most recently written first: the candidates for a merge, found
+    without reading every record of that name (a lifelong memory holds thousands of facts
+    about its user) or ranking every record that shares a few words."""
     found = KeywordIndex(stores.db).match(overlap_expression(text), LOOKALIKES,
-                                          Filters(stores=(store,)))
+                                          Filters(stores=(store,)), newest_first=True)
     records = stores.get_many(rid for rid, _ in found)
     return [records[rid] for rid, _ in found
             if rid in records and records[rid].fields.get(field) == value]

@@ -54,6 +54,7 @@ class VectorIndex:
         self._worker: ThreadPoolExecutor | None = None
         self._prefetched: dict[str, tuple[Future, int]] = {}
         self._prefetched_ids: set[str] = set()
+        self._count: int | None = None
         self.client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
@@ -121,6 +122,7 @@ class VectorIndex:
             records = self.stores.get_many(ids)
             gone = [i for i in ids if i not in records]
             if gone:
+                self._count = None
                 self.collection.delete(ids=gone)
             if records:
                 self._upsert(list(records.values()))
@@ -138,7 +140,7 @@ class VectorIndex:
     def search(self, vector: np.ndarray, n: int, filters: Filters | None = None
                ) -> list[tuple[str, float]]:
         """(record id, cosine similarity) pairs, best first."""
-        total = self.collection.count()
+        total = self.count()
         if total == 0:
             return []
         result = self.collection.query(
@@ -150,6 +152,7 @@ class VectorIndex:
 
     def reset(self) -> None:
         """Drop the collection and queue every record, for a rebuild from SQLite."""
+        self._count = None
         self.client.delete_collection(COLLECTION)
         self.collection = self.client.get_or_create_collection(
             COLLECTION, embedding_function=None,
@@ -162,11 +165,16 @@ class VectorIndex:
             self._worker = None
 
     def count(self) -> int:
-        return self.collection.count()
+        """Vectors in the index (Chroma counts them in SQL each time: ~10 ms at 100k, so
+        the number is kept until the next write)."""
+        if self._count is None:
+            self._count = self.collection.count()
+        return self._count
 
     def _upsert(self, records: list[Record]) -> None:
         texts = [record.embed_text or record.title for record in records]
         vectors = self.embeddings(texts)
+        self._count = None
         self.collection.upsert(
             ids=[record.id for record in records],
             embeddings=vectors.tolist(),

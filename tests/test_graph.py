@@ -22,7 +22,7 @@ from memory.events import Event
 from memory.extract import Extraction, Fact, Passage, SpacyExtractor
 from memory.graph import DAMPING, PASSAGE_WEIGHT, SYNONYM_THRESHOLD, GraphIndex
 from memory.nlp import SpacyAnalyzer
-from memory.ppr import insert_neighbour, personalized_pagerank
+from memory.ppr import Walk, insert_neighbour, personalized_pagerank
 from memory.records import Filters
 from memory.retrieval import SearchResult
 from tests.conftest import MakeMemlane
@@ -48,13 +48,13 @@ def path_graph(weights: list[float]) -> sparse.csr_matrix:
 
 def test_ppr_on_two_nodes_is_the_hand_computed_value() -> None:
     # r0 = (1 - d) + d·r1 and r1 = d·r0, so r0 = 1 / (1 + d) = 2/3 at d = 0.5.
-    rank = personalized_pagerank(path_graph([1.0]), np.array([1.0, 0.0]), 0.5, tol=1e-12,
+    rank = personalized_pagerank(Walk.of(path_graph([1.0])), np.array([1.0, 0.0]), 0.5, tol=1e-12,
                                  max_iter=1000)
     assert rank == pytest.approx([2 / 3, 1 / 3], abs=1e-9)
 
 
 def test_ppr_decays_along_a_path_from_the_seed() -> None:
-    rank = personalized_pagerank(path_graph([1.0] * 4), np.array([0.0, 0.0, 0.0, 0.0, 1.0]))
+    rank = personalized_pagerank(Walk.of(path_graph([1.0] * 4)), np.array([0.0] * 4 + [1.0]))
     assert list(np.argsort(-rank)) == [4, 3, 2, 1, 0]
     assert rank.sum() == pytest.approx(1.0)
 
@@ -62,7 +62,7 @@ def test_ppr_decays_along_a_path_from_the_seed() -> None:
 def test_ppr_follows_edges_in_proportion_to_their_weight() -> None:
     # A star: 0 joined to 1 (weight 3) and to 2 (weight 1); leaves receive only from 0.
     star = sparse.csr_matrix(([3.0, 3.0, 1.0, 1.0], ([0, 1, 0, 2], [1, 0, 2, 0])), shape=(3, 3))
-    rank = personalized_pagerank(star, np.array([1.0, 0.0, 0.0]), tol=1e-12, max_iter=1000)
+    rank = personalized_pagerank(Walk.of(star), np.array([1.0, 0.0, 0.0]), tol=1e-12, max_iter=1000)
     assert list(np.argsort(-rank)) == [0, 1, 2]
     assert rank[1] / rank[2] == pytest.approx(3.0)
 
@@ -84,14 +84,14 @@ def test_ppr_equals_networkx_on_a_weighted_graph_with_a_dangling_node() -> None:
     adjacency = sparse.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=nodes,
                                                            weight="weight"))
     reset = np.array([personalization.get(node, 0.0) for node in nodes])
-    rank = personalized_pagerank(adjacency, reset, 0.5, tol=1e-12, max_iter=10_000)
+    rank = personalized_pagerank(Walk.of(adjacency), reset, 0.5, tol=1e-12, max_iter=10_000)
     assert np.allclose(rank, [expected[node] for node in nodes], rtol=0, atol=1e-10)
     assert rank[dangling] > 0  # reached, and its walkers go back to the seeds
 
 
 def test_ppr_refuses_a_reset_without_seeds() -> None:
     with pytest.raises(ValueError, match="seed"):
-        personalized_pagerank(path_graph([1.0]), np.zeros(2))
+        personalized_pagerank(Walk.of(path_graph([1.0])), np.zeros(2))
 
 
 # -- bounded synonym lists --------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_search_is_ppr_seeded_by_linked_entities_over_their_mentions(people: Mem
     sims = people.vectors.embeddings([records[rid].embed_text or records[rid].title
                                       for rid in passages]) @ vector
     reset[entities:] = PASSAGE_WEIGHT * (sims - sims.min()) / (sims.max() - sims.min())
-    mass = personalized_pagerank(adjacency, reset, DAMPING)[entities:]
+    mass = personalized_pagerank(Walk.of(adjacency), reset, DAMPING)[entities:]
 
     found = graph.search(vector, query, len(passages))
     expected = dict(zip(passages, mass, strict=True))
