@@ -4,9 +4,6 @@ remembered. What the tiny model says is not judged; what reaches it and what is 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -177,20 +174,3 @@ def test_memory_line_drops_the_episode_date_prefix() -> None:
 
     record = raw_episode(event("Hi there", actor="Mel", when=T0), "Hi there", "user")
     assert memory_line(4, record) == "[4] 2 January 2024, 9:30 am · chat · episodic: Mel: Hi there"
-
-
-# -- the command ------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_memlane_ask_answers_from_the_command_line(tmp_path: Path) -> None:
-    env = {**os.environ, "MEMLANE_HOME": str(tmp_path / "home"), "MEMLANE_MODEL": TINY,
-           "MEMLANE_ANSWER_TOKENS": "16"}
-    memlane = [sys.executable, "-m", "app.cli"]
-    note = tmp_path / "note.txt"
-    note.write_text("The spare key is under the blue flowerpot.")
-    subprocess.run([*memlane, "import", str(note)], env=env, check=True, capture_output=True)
-    done = subprocess.run([*memlane, "ask", "Where is the spare key?"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip()
-    empty = subprocess.run([*memlane, "ask", "  "], env=env, capture_output=True, text=True)
-    assert empty.returncode == 2 and "the question is empty" in empty.stderr

@@ -182,3 +182,36 @@ def test_memory_text_is_printed_as_written(tmp_path: Path, monkeypatch: pytest.M
     result = CliRunner().invoke(cli.app, ["memories", "list", "episodic"])
     assert result.exit_code == 0, result.exception
     assert "[urgent] call the vet [/b] today" in result.stdout
+
+
+# -- the assistant and its models ---------------------------------------------------------------
+def test_models_lists_each_with_status_and_the_active_one(memlane_cli: Invoke) -> None:
+    out = memlane_cli("models").stdout
+    rows = {line.split()[1]: line for line in out.splitlines() if "-" in line and "│" in line}
+    assert set(rows) >= {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"}
+    assert "ready" in rows["smollm2-135m"]
+    assert "yes" in rows["qwen2.5-coder-1.5b"]  # the default
+
+
+def test_an_unknown_model_is_named_and_nothing_happens(imported: Imported,
+                                                       memlane_cli: Invoke) -> None:
+    result = CliRunner().invoke(cli.app, ["ask", "Who opened a bakery?", "--model", "gpt-9"])
+    assert result.exit_code != 0
+    assert "no packaged model is called 'gpt-9'" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_ask_and_chat_answer_with_the_tiny_model(memlane_cli: Invoke,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMLANE_MODEL", "smollm2-135m")
+    monkeypatch.setenv("MEMLANE_ANSWER_TOKENS", "12")
+    before = len(search_json(memlane_cli, "bakery Lisbon", "--store", "episodic", "-k", "50"))
+    asked = memlane_cli("ask", "Who opened a bakery in Lisbon?").stdout
+    assert asked.strip()
+    chatted = CliRunner().invoke(cli.app, ["chat"], input="/help\n/pause\n"
+                                 "Who opened a bakery?\n/model\n/quit\n")
+    assert chatted.exit_code == 0, chatted.output
+    assert "/forget ID" in chatted.stdout and "Paused" in chatted.stdout
+    assert "Model: smollm2-135m" in chatted.stdout
+    after = len(search_json(memlane_cli, "bakery Lisbon", "--store", "episodic", "-k", "50"))
+    assert after == before + 2  # the ask was remembered, the paused chat was not
