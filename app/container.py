@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from app.errors import ModelMissing
 from app.settings import Settings
 from capture.importers import DEFAULT_IMPORTERS
 from capture.importers.base import Importer
@@ -29,6 +30,7 @@ from memory.stores import Stores
 from memory.vectors import VectorIndex
 from memory.writepath import IngestReport, MetaManager, TypeManager, WritePath
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 LARGE_IMPORT = 500
 """Events after which the heap an import freed is handed back to the system."""
@@ -86,7 +88,7 @@ class Memlane:
             settings.embed_batch_size, settings.embed_precision)
         self.vectors = VectorIndex(settings.chroma_dir, self.db, self.stores, self.embedder)
         self.keyword = KeywordIndex(self.db)
-        analyzer = parts.analyzer or SpacyAnalyzer()
+        self.analyzer = analyzer = parts.analyzer or SpacyAnalyzer()
         self.graph = GraphIndex(self.db, self.stores, self.vectors, parts.extractor or (
             SpacyExtractor(analyzer if isinstance(analyzer, SpacyAnalyzer) else SpacyAnalyzer())))
         self.retriever = Retriever(self.stores, self.keyword, self.vectors, self.graph,
@@ -109,6 +111,31 @@ class Memlane:
         if report.events >= LARGE_IMPORT:
             release_free_heap()
         return report
+
+    def remember(self, events: Sequence[Event]) -> IngestReport:
+        """Store live events (chat turns). With `managers="llm"` the model files them;
+        without a usable model, or by default, the rules do, as for imports."""
+        if self.settings.managers == "llm":
+            try:
+                path = self._model_writepath()
+            except ModelMissing as missing:
+                log.warning("the model cannot file memories (%s); the rules do", missing)
+            else:
+                report = path.ingest(events)
+                self.sync()
+                return report
+        return self.ingest(events)
+
+    def _model_writepath(self) -> WritePath:
+        from inference.managers import CachedLLM, LLMMetaManager, llm_managers
+
+        model = CachedLLM(self.llm(), self.db)
+        settings = self.settings
+        return WritePath(
+            self.db, self.stores, self.analyzer,
+            LLMMetaManager(model, settings.user_name, settings.resource_min_chars),
+            llm_managers(model, settings.user_name, settings.merge_similarity),
+            settings.user_name, settings.batch_size, after_chunk=self._after_chunk)
 
     def sync(self, progress: Progress | None = None) -> None:
         """Bring the derived indexes (vectors, graph) up to date with SQLite."""
@@ -137,7 +164,7 @@ class Memlane:
 
     def assistant(self, session: str | None = None) -> Assistant:
         """A conversation with the assistant over this memory."""
-        return Assistant(self.llm(), self.retriever, self.stores, self.ingest,
+        return Assistant(self.llm(), self.retriever, self.stores, self.remember,
                          self.settings.user_name, self.settings.prompt_memories,
                          self.settings.answer_tokens, session)
 

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     """Context length in tokens; 0 uses the model's registered one."""
     llm_mlock: bool = False
     """Pin the model's weights in RAM instead of paging them in from flash."""
+    managers: Literal["rules", "llm"] = "rules"
+    """Who files chat turns into the stores: the rules, or the local model (slower, reads
+    meaning). Imports always use the rules: the model would take hours on a large file."""
     answer_tokens: int = 400
     prompt_memories: int = 10
     """Memories shown to the model per question."""

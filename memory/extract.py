@@ -81,9 +81,10 @@ class Passage:
 EXTRACTION_SCHEMA: dict = {
     "type": "object",
     "properties": {
-        "entities": {"type": "array", "items": {"type": "string"}},
+        "entities": {"type": "array", "items": {"type": "string"}, "maxItems": 16},
         "facts": {"type": "array", "items": {
-            "type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 3}},
+            "type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 3},
+            "maxItems": 10},
     },
     "required": ["entities", "facts"],
 }

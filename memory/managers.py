@@ -90,27 +90,30 @@ class CoreManager:
     user_name: str
     merge_similarity: float = 0.85
     store: str = "core"
+    actor: str = "rules"
+    """Who the history names as the author: the rules, or the model behind them."""
 
     def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
-        lines = [line for line in stores.core("human").splitlines() if line.strip()]
-        changed = False
         for item in items:
-            for sentence in item.analysis.sentences:
-                if not sentence.about_self:
-                    continue
-                line = f"- {sentence.text}"
-                same = [i for i, old in enumerate(lines)
-                        if similarity(old, line) >= self.merge_similarity]
-                if same:
-                    lines[same[0]] = line
-                else:
-                    lines.append(line)
-                changed = True
-            if changed:
-                stores.set_core("human", "\n".join(lines), actor="rules",
-                                event_ids=(item.event.id,))
-                report.add("core", "UPDATE")
-                changed = False
+            self.remember(stores, report, item,
+                          [s.text for s in item.analysis.sentences if s.about_self])
+
+    def remember(self, stores: Stores, report: IngestReport, item: Prepared,
+                 statements: Sequence[str]) -> None:
+        """Add the user's statements to the block; a restated one replaces the old line."""
+        if not statements:
+            return
+        lines = [line for line in stores.core("human").splitlines() if line.strip()]
+        for statement in statements:
+            line = f"- {statement}"
+            same = [i for i, old in enumerate(lines)
+                    if similarity(old, line) >= self.merge_similarity]
+            if same:
+                lines[same[0]] = line
+            else:
+                lines.append(line)
+        stores.set_core("human", "\n".join(lines), actor=self.actor, event_ids=(item.event.id,))
+        report.add("core", "UPDATE")
 
 
 def lookalikes(stores: Stores, store: str, text: str, field: str, value: str) -> list[Record]:
@@ -132,6 +135,8 @@ class SemanticManager:
     user_name: str
     merge_similarity: float = 0.85
     store: str = "semantic"
+    actor: str = "rules"
+    """Who the history names as the author: the rules, or the model behind them."""
 
     def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
         for item in items:
@@ -142,14 +147,15 @@ class SemanticManager:
                 name = sentence.entities[0][0] if sentence.entities else actor
                 fact = third_person(sentence.text, actor) if actor != self.user_name else \
                     sentence.text
-                self._upsert(stores, report, item, name, fact)
+                self.upsert(stores, report, item, name, fact)
 
-    def _upsert(self, stores: Stores, report: IngestReport, item: Prepared, name: str,
-                fact: str) -> None:
+    def upsert(self, stores: Stores, report: IngestReport, item: Prepared, name: str,
+               fact: str) -> None:
+        """Merge a fact into a restatement of it, else add it."""
         for known in lookalikes(stores, "semantic", fact, "name", name):
             if similarity(known.fields["summary"], fact) >= self.merge_similarity:
                 changes = {"summary": fact} if len(fact) > len(known.fields["summary"]) else {}
-                stores.update(known.id, changes, actor="rules", event_ids=(item.event.id,),
+                stores.update(known.id, changes, actor=self.actor, event_ids=(item.event.id,),
                               op="MERGE")
                 report.add("semantic", "MERGE")
                 return
@@ -157,7 +163,7 @@ class SemanticManager:
             store="semantic", id=content_id("semantic", name, fact), source=item.event.source,
             occurred_at=item.event.occurred_at, event_ids=(item.event.id,),
             fields={"name": name, "summary": fact, "details": ""},
-        ), actor="rules")
+        ), actor=self.actor)
         report.add("semantic", "ADD")
 
 
@@ -165,28 +171,35 @@ class SemanticManager:
 class ProceduralManager:
     merge_similarity: float = 0.85
     store: str = "procedural"
+    actor: str = "rules"
+    """Who the history names as the author: the rules, or the model behind them."""
 
     def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
         for item in items:
-            steps = steps_of(item.text)
-            summary = item.event.metadata.get("title") or first_line(item.text)
-            entry_type = "script" if CODE.search(item.text) else \
-                "workflow" if STEP.search(item.text) else "guide"
-            for known in stores.find_by("procedural", "summary", summary, RECENT):
-                if similarity(" ".join(known.fields["steps"]), " ".join(steps)) >= \
-                        self.merge_similarity:
-                    stores.update(known.id, {"steps": steps}, actor="rules",
-                                  event_ids=(item.event.id,), op="MERGE")
-                    report.add("procedural", "MERGE")
-                    break
-            else:
-                stores.add(Record(
-                    store="procedural", id=content_id("procedural", summary, steps),
-                    source=item.event.source, occurred_at=item.event.occurred_at,
-                    event_ids=(item.event.id,),
-                    fields={"entry_type": entry_type, "summary": summary, "steps": steps},
-                ), actor="rules")
-                report.add("procedural", "ADD")
+            self.upsert(stores, report, item,
+                        item.event.metadata.get("title") or first_line(item.text),
+                        steps_of(item.text))
+
+    def upsert(self, stores: Stores, report: IngestReport, item: Prepared, summary: str,
+               steps: list[str]) -> None:
+        """Merge steps into a procedure of the same title with nearly the same steps, else
+        add a procedure."""
+        entry_type = "script" if CODE.search(item.text) else \
+            "workflow" if STEP.search(item.text) else "guide"
+        for known in stores.find_by("procedural", "summary", summary, RECENT):
+            if similarity(" ".join(known.fields["steps"]), " ".join(steps)) >= \
+                    self.merge_similarity:
+                stores.update(known.id, {"steps": steps}, actor=self.actor,
+                              event_ids=(item.event.id,), op="MERGE")
+                report.add("procedural", "MERGE")
+                return
+        stores.add(Record(
+            store="procedural", id=content_id("procedural", summary, steps),
+            source=item.event.source, occurred_at=item.event.occurred_at,
+            event_ids=(item.event.id,),
+            fields={"entry_type": entry_type, "summary": summary, "steps": steps},
+        ), actor=self.actor)
+        report.add("procedural", "ADD")
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         INSERT INTO keyword_rows SELECT record_id, rowid FROM memory_fts;
         """,
     ),
+    (
+        "0005_llm_cache",
+        """
+        -- Structured model answers by a hash of the request (model, messages, schema), so
+        -- the model never reads the same text for the same purpose twice.
+        CREATE TABLE llm_cache (
+            request_hash TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 

@@ -11,10 +11,13 @@ import pytest
 
 from app.container import Memlane, Parts, quiet_third_parties
 from app.settings import Settings
+from inference.llm import LlamaModel, LoadOptions
+from inference.models import ModelStore
 from memory.embed import MiniLMEmbedder
 from memory.nlp import SpacyAnalyzer
 
 MakeMemlane = Callable[..., Memlane]
+TINY = "smollm2-135m"
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +41,13 @@ def analyzer() -> SpacyAnalyzer:
     model = SpacyAnalyzer()
     model.analyze(["Warm up."])
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> LlamaModel:
+    """The packaged test model (SmolLM2-135M) in real llama.cpp, loaded once."""
+    path = ModelStore(tmp_path_factory.mktemp("models")).require(TINY)
+    return LlamaModel(TINY, path, LoadOptions(context=2048, threads=2))
 
 
 @pytest.fixture

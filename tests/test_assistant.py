@@ -14,18 +14,9 @@ import pytest
 from app.container import Memlane, Parts
 from app.settings import Settings
 from inference.assistant import CITATION, DONT_KNOW, cited_numbers, memory_line
-from inference.llm import BadModelOutput, LlamaModel, LoadOptions, Message, parse_structured
-from inference.models import ModelStore
+from inference.llm import BadModelOutput, LlamaModel, Message, parse_structured
 from memory.writepath import ASSISTANT
 from tests.helpers import OPENAI_KEY, T0, event
-
-TINY = "smollm2-135m"
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> LlamaModel:
-    path = ModelStore(tmp_path_factory.mktemp("models")).require(TINY)
-    return LlamaModel(TINY, path, LoadOptions(context=2048, threads=2))
 
 
 class Recording:
