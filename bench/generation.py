@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -26,8 +27,8 @@ from bench.scale import memory_mb
 from inference.llm import LlamaModel, LoadOptions, Message
 from inference.models import ModelStore, spec_of
 
-QUESTION = "What did Caroline research, and why?"
-FOLLOW_UP = "And what did Melanie say about it?"
+QUESTION = "What has Caroline done about adopting a child, step by step, with the dates?"
+FOLLOW_UP = "And how did Melanie react to it?"
 
 
 class Timed:
@@ -68,40 +69,47 @@ def rates(started: float, pieces: list[tuple[float, str]], model: LlamaModel
 
 
 def raw_run(model: LlamaModel, messages: list[Message], tokens: int) -> dict[str, float]:
-    """The same messages through llama-cpp-python's own streaming chat call."""
-    llama = model.llama
-    llama.reset()  # a cold cache, as the assistant's first question had
+    """The same messages through llama-cpp-python's own streaming chat call, cold cache."""
+    model.llama.reset()
     started, pieces = time.perf_counter(), []
-    for chunk in llama.create_chat_completion(messages=messages, stream=True,
-                                              max_tokens=tokens, temperature=0.0):
+    for chunk in model.llama.create_chat_completion(messages=messages, stream=True,
+                                                    max_tokens=tokens, temperature=0.0):
         piece = chunk["choices"][0]["delta"].get("content")
         if piece:
             pieces.append((time.perf_counter(), piece))
     return rates(started, pieces, model)
 
 
-def run(data: Path, model: str, tokens: int) -> dict[str, Any]:
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def run(data: Path, model: str, tokens: int, repeats: int) -> dict[str, Any]:
     settings = Settings()
     spec = spec_of(model)
     path = ModelStore(settings.models_dir).require(model)
-    options = LoadOptions(spec.context, settings.llm_threads)
-    timed = Timed(LlamaModel(model, path, options))
+    llm = LlamaModel(model, path, LoadOptions(spec.context, settings.llm_threads))
+    timed = Timed(llm)
+    firsts, follows, raws = [], [], []
     with tempfile.TemporaryDirectory() as home:
         memlane = Memlane(Settings(home=Path(home), answer_tokens=tokens), Parts(llm=timed))
         import_path(memlane, data)
-        assistant = memlane.assistant()
-        assistant.paused = True
-        assistant.ask(QUESTION)
-        first = timed.figures()
-        first_prompt = timed.prompts[-1]
-        assistant.ask(FOLLOW_UP)
-        follow = timed.figures()
+        for _ in range(repeats):  # interleaved, so drift falls on both alike
+            llm.llama.reset()  # a first question finds nothing cached
+            assistant = memlane.assistant()
+            assistant.paused = True
+            assistant.ask(QUESTION)
+            firsts.append(timed.figures())
+            first_prompt = timed.prompts[-1]
+            assistant.ask(FOLLOW_UP)
+            follows.append(timed.figures())
+            raws.append(raw_run(llm, first_prompt, tokens))
         memlane.close()
-    raw = raw_run(LlamaModel(model, path, options), first_prompt, tokens)
+    first, raw = median_of(firsts), median_of(raws)
     return {
-        "model": model,
+        "model": model, "repeats": repeats,
         "prompt_tokens": sum(timed.count_tokens(m["content"]) for m in first_prompt),
-        "memlane": first, "follow_up": follow, "raw": raw,
+        "memlane": first, "follow_up": median_of(follows), "raw": raw,
         "ratio_tokens_per_s": first["tokens_per_s"] / raw["tokens_per_s"],
         "peak_rss_mb_generating": timed.peak_rss_mb,
     }
@@ -114,7 +122,8 @@ def table(result: dict[str, Any]) -> str:
     lines = ["| run | time to first token s | tokens | tokens/s |", "|---|---|---|---|"]
     lines += [f"| {name} | {r['ttft_s']:.2f} | {r['tokens']} | {r['tokens_per_s']:.1f} |"
               for name, r in rows]
-    lines.append(f"\n{result['model']}, first prompt {result['prompt_tokens']} tokens; "
+    lines.append(f"\n{result['model']}, medians of {result['repeats']} interleaved runs; first "
+                 f"prompt {result['prompt_tokens']} tokens; "
                  f"assistant/raw tokens/s {result['ratio_tokens_per_s']:.3f}; peak RSS while "
                  f"generating {result['peak_rss_mb_generating']:,.0f} MB")
     return "\n".join(lines)
@@ -124,10 +133,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/locomo/26.json"))
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
-    parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--tokens", type=int, default=160)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    result = run(args.data, args.model, args.tokens)
+    result = run(args.data, args.model, args.tokens, args.repeats)
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

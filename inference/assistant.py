@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DONT_KNOW = "Your memories don't say."
 MEMORY_CHARS = 400
+FOLLOW_UP_MEMORIES = 6
+"""New memories a follow-up shows at most (the earlier ones stay in view): its time to first
+token is the time to read them, ~140 tokens/s for the 1.5B model on 2 cores."""
 CITATION = re.compile(r"\[(\d+)\]")
 SYSTEM = """You are Memlane, a private assistant that answers questions about the user's \
 own past from their memories. The memories below each question are numbered, with the date \
@@ -77,13 +80,29 @@ def promptable(record: Record) -> bool:
     return not (record.store == "vault" and record.fields.get("sensitivity") == "high")
 
 
-def cited_numbers(text: str, count: int) -> list[int]:
-    numbers = [int(n) for n in CITATION.findall(text)]
-    return list(dict.fromkeys(n for n in numbers if 1 <= n <= count))
+def cited_numbers(text: str, shown: Iterable[int]) -> list[int]:
+    """The memory numbers an answer cites, among those it was shown, in order of use."""
+    valid = set(shown)
+    return list(dict.fromkeys(n for n in map(int, CITATION.findall(text)) if n in valid))
+
+
+@dataclass(frozen=True)
+class _Turn:
+    question: str
+    prompt: str
+    """The user message as the model saw it: the memories new to the conversation, then
+    the question."""
+    answer: str
+    shown: tuple[Cited, ...]
 
 
 class Assistant:
-    """One conversation: its turns, the model, and the memory it reads and writes."""
+    """One conversation: its turns, the model, and the memory it reads and writes.
+
+    A memory is shown once per conversation and keeps its number: a follow-up's message
+    carries only the memories not shown yet, so the model evaluates just those (the
+    earlier turns are a cached prefix), and "[3]" means the same memory all along.
+    """
 
     def __init__(self, llm: LLM, retriever: Retriever, stores: Stores,
                  remember: Callable[[list[Event]], IngestReport], user_name: str,
@@ -93,61 +112,76 @@ class Assistant:
         self.remember, self.user_name = remember, user_name
         self.memories, self.answer_tokens = memories, answer_tokens
         self.session = session or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        self.turns: list[Message] = []
-        """Earlier questions and answers (without their memories, which change per turn)."""
+        self.turns: list[_Turn] = []
         self.paused = False
         """While paused, chat turns are not written to memory."""
         self._system = self._system_prompt()
 
-    def recall(self, question: str) -> list[Cited]:
+    def recall(self, question: str) -> list[Record]:
         """The memories for a question: every store searched with the question itself and,
         in a conversation, with the previous question too (a follow-up like "and her
         sister?" means little alone)."""
         topics = [question]
         if self.turns:
-            topics.append(f"{self.turns[-2]['content']} {question}")
+            topics.append(f"{self.turns[-1].question} {question}")
         seen: dict[str, Record] = {}
         for topic in topics:
             for hit in self.retriever.search(topic, k=self.memories * 2).hits:
                 if promptable(hit.record):
                     seen.setdefault(hit.record.id, hit.record)
-        ranked = list(seen.values())[: self.memories]
-        return [Cited(n, record, memory_line(n, record))
-                for n, record in enumerate(ranked, start=1)]
+        return list(seen.values())[: self.memories]
 
-    def messages(self, question: str, memories: Sequence[Cited]) -> list[Message]:
-        """System prompt and core memory, earlier turns, then this turn's memories and
-        question; the oldest turns go first when the model's context would overflow."""
-        shown = "\n".join(m.line for m in memories) or "(none)"
-        current: Message = {"role": "user",
-                            "content": f"Memories:\n{shown}\n\nQuestion: {question}"}
-        turns = self.turns
-        while turns and self._tokens([self._system, *(m["content"] for m in turns),
-                                      current["content"]]) > self.llm.context - \
-                self.answer_tokens:
-            turns = turns[2:]
-        return [{"role": "system", "content": self._system}, *turns, current]
+    def prepare(self, question: str) -> tuple[list[Message], list[Cited], list[Cited]]:
+        """The messages for a question, the memories it is about (numbered), and those of
+        them shown for the first time. The oldest turns go first when the model's context
+        would overflow (their memories are then shown again if needed)."""
+        records = self.recall(question)
+        while True:
+            visible = {c.record.id: c for turn in self.turns for c in turn.shown}
+            number = max((c.number for c in visible.values()), default=0) + 1
+            about, new = [], []
+            room = FOLLOW_UP_MEMORIES if self.turns else len(records)
+            for record in records:
+                if record.id in visible:
+                    about.append(visible[record.id])
+                elif len(new) < room:
+                    cited = Cited(number, record, memory_line(number, record))
+                    number += 1
+                    about.append(cited)
+                    new.append(cited)
+            shown = "\n".join(c.line for c in new) if new else \
+                "(none new: the memories above still apply)" if about else "(none)"
+            current = f"Memories:\n{shown}\n\nQuestion: {question}"
+            messages: list[Message] = [{"role": "system", "content": self._system}]
+            for turn in self.turns:
+                messages += [{"role": "user", "content": turn.prompt},
+                             {"role": "assistant", "content": turn.answer}]
+            messages.append({"role": "user", "content": current})
+            if not self.turns or self._tokens(messages) <= self.llm.context - \
+                    self.answer_tokens:
+                return messages, about, new
+            self.turns = self.turns[1:]
 
     def ask(self, question: str, on_piece: Callable[[str], None] | None = None) -> Answer:
         """Answer a question, streaming the pieces to `on_piece` as the model writes them;
         the turn is written to memory once the answer is complete."""
         question = question.strip()
-        answer = Answer(question, self.recall(question))
-        if answer.memories:
+        messages, about, new = self.prepare(question)
+        answer = Answer(question, about)
+        if about:
             pieces = []
-            for piece in self.llm.stream(self.messages(question, answer.memories),
-                                         self.answer_tokens):
+            for piece in self.llm.stream(messages, self.answer_tokens):
                 pieces.append(piece)
                 if on_piece:
                     on_piece(piece)
             answer.text = "".join(pieces).strip()
-            answer.cited = cited_numbers(answer.text, len(answer.memories))
+            answer.cited = cited_numbers(answer.text, (c.number for c in about))
+            self.turns.append(_Turn(question, messages[-1]["content"], answer.text,
+                                    tuple(new)))
         else:
             answer.text = DONT_KNOW
             if on_piece:
                 on_piece(DONT_KNOW)
-        self.turns += [{"role": "user", "content": question},
-                       {"role": "assistant", "content": CITATION.sub("", answer.text).strip()}]
         self._write_turn(answer)
         return answer
 
@@ -156,7 +190,8 @@ class Assistant:
             return
         now = datetime.now(UTC)
         source = f"assistant:{self.session}"
-        cites = [answer.memories[n - 1].record.id for n in answer.cited]
+        by_number = {c.number: c.record.id for c in answer.memories}
+        cites = [by_number[n] for n in answer.cited]
         self.remember([
             Event(source=source, occurred_at=now, actor=self.user_name, text=answer.question),
             Event(source=source, occurred_at=now, actor=ASSISTANT, text=answer.text,
@@ -169,5 +204,5 @@ class Assistant:
         system = SYSTEM.format(dont_know=DONT_KNOW)
         return f"{system}\n\nCore memory (always true of the user):\n{core}" if core else system
 
-    def _tokens(self, texts: Sequence[str]) -> int:
-        return sum(self.llm.count_tokens(text) for text in texts) + 8 * len(texts)
+    def _tokens(self, messages: Sequence[Message]) -> int:
+        return sum(self.llm.count_tokens(m["content"]) + 8 for m in messages)

@@ -13,7 +13,7 @@ import pytest
 
 from app.container import Memlane, Parts
 from app.settings import Settings
-from inference.assistant import CITATION, DONT_KNOW, cited_numbers, memory_line
+from inference.assistant import DONT_KNOW, FOLLOW_UP_MEMORIES, cited_numbers, memory_line
 from inference.llm import BadModelOutput, LlamaModel, Message, parse_structured
 from memory.writepath import ASSISTANT
 from tests.helpers import OPENAI_KEY, T0, event
@@ -118,7 +118,8 @@ def test_high_sensitivity_vault_entries_never_reach_a_prompt(memlane: Memlane,
 
 
 def test_citations_are_the_numbers_shown() -> None:
-    assert cited_numbers("She went [2] and came back [1][2] [7] [x]", 3) == [2, 1]
+    assert cited_numbers("She went [2] and came back [1][2] [7] [x]", [1, 2, 3]) == [2, 1]
+    assert cited_numbers("as [4] said", [11, 12]) == []
 
 
 # -- abstention and memory --------------------------------------------------------------------
@@ -151,13 +152,24 @@ def test_every_turn_is_remembered_and_the_answer_is_no_fact(memlane: Memlane) ->
 
 
 def test_a_follow_up_keeps_the_earlier_turn_first(memlane: Memlane, llm: Recording) -> None:
+    """The earlier turn is the prompt's unchanged prefix (the model's cache covers it), and
+    the follow-up shows only memories not shown yet, numbered on from the first turn's."""
     remember_chat(memlane)
     assistant = memlane.assistant()
     first = assistant.ask("Where did Melanie camp?")
-    assistant.ask("And with whom?")
+    second = assistant.ask("And Caroline's necklace?")
     earlier, later = llm.prompts
-    assert later[:2] == earlier[:1] + [{"role": "user", "content": "Where did Melanie camp?"}]
-    assert later[2] == {"role": "assistant", "content": CITATION.sub("", first.text).strip()}
+    assert later[:2] == earlier
+    assert later[2] == {"role": "assistant", "content": first.text}
+
+    shown_first = {c.record.id: c.number for c in first.memories}
+    again = [c for c in second.memories if c.record.id in shown_first]
+    fresh = [c for c in second.memories if c.record.id not in shown_first]
+    assert again and all(c.number == shown_first[c.record.id] for c in again)
+    assert all(c.line not in later[3]["content"] for c in again)  # not shown twice
+    assert all(c.line in later[3]["content"] for c in fresh)
+    assert all(c.number > max(shown_first.values()) for c in fresh)
+    assert len(fresh) <= FOLLOW_UP_MEMORIES
 
 
 def test_memory_line_drops_the_episode_date_prefix() -> None:
