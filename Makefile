@@ -22,9 +22,13 @@ run: $(STAMP) $(MODELS_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+# About 2 hours on 2 cores, most of it the LoCoMo answers of the 1.5B model.
+bench: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m bench.locomo_retrieval --data ../shared/data/locomo --k 5 10 25 --json bench/results/locomo_retrieval.json
 	$(PY) -m bench.scale --records 100000 --queries 200 --json bench/results/scale.json
+	$(PY) -m bench.generation --json bench/results/generation.json
+	$(PY) -m bench.managers --json bench/results/managers.json
+	$(PY) -m bench.locomo_qa --data ../shared/data/locomo --model qwen2.5-coder-1.5b --limit 200 --tokens 48 --json bench/results/locomo_qa.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app memory capture inference ui bench tests

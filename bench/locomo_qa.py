@@ -33,7 +33,7 @@ from app.maintenance import import_path
 from app.settings import Settings
 from bench.locomo_retrieval import baseline_text
 from capture.importers.locomo import LocomoImporter
-from inference.assistant import DONT_KNOW, SYSTEM, Assistant
+from inference.assistant import CITATION, DONT_KNOW, SYSTEM, Assistant
 from inference.llm import LLM, LlamaModel, LoadOptions
 from inference.models import ModelStore, spec_of
 from memory.embed import MiniLMEmbedder
@@ -51,8 +51,9 @@ def normalize(text: str) -> list[str]:
 
 
 def token_f1(prediction: str, gold: str) -> float:
-    """The LoCoMo paper's QA measure: F1 of the normalized tokens."""
-    ours, theirs = normalize(prediction), normalize(gold)
+    """The LoCoMo paper's QA measure: F1 of the normalized tokens (an answer's citation
+    marks like "[3]" are references, not words of the answer, and are left out)."""
+    ours, theirs = normalize(CITATION.sub(" ", prediction)), normalize(gold)
     common = sum((Counter(ours) & Counter(theirs)).values())
     if common == 0:
         return 0.0
@@ -102,6 +103,7 @@ def run(data: Path, model: str, limit: int | None, seed: int, tokens: int) -> di
                      LoadOptions(spec.context, settings.llm_threads))
     embedder, analyzer = MiniLMEmbedder(), SpacyAnalyzer()
     scores: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in SYSTEMS}
+    answers: list[dict[str, str]] = []
     seconds: list[float] = []
     for path in files:
         mine = [q for p, q in chosen if p == path]
@@ -128,6 +130,8 @@ def run(data: Path, model: str, limit: int | None, seed: int, tokens: int) -> di
                 replies = {"memlane": answer.text,
                            "no_memory": plain_answer(llm, q["question"], "", tokens),
                            "dense_rag": plain_answer(llm, q["question"], dense, tokens)}
+                answers.append({"file": path.name, "question": q["question"], "gold": gold,
+                                "category": category, **replies})
                 for system, reply in replies.items():
                     if category in ANSWERED:
                         scores[system][category].append(token_f1(reply, gold))
@@ -149,6 +153,7 @@ def run(data: Path, model: str, limit: int | None, seed: int, tokens: int) -> di
     result["questions"] = len(seconds)
     result["model"] = model
     result["seconds_per_answer_p50"] = statistics.median(seconds) if seconds else 0.0
+    result["answers"] = answers
     return result
 
 

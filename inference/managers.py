@@ -111,7 +111,12 @@ class LLMMetaManager:
             stores = answer["stores"] if answer else \
                 [s for s in ROUTED if item in by_rules.get(s, ())]
             for store in dict.fromkeys(stores):
-                routes[store].append(item)
+                # The core block is the user's: someone else speaking of themself is a fact
+                # about them (semantic), whatever the model calls it.
+                if store == "core" and item.event.actor != self.user_name:
+                    store = "semantic"
+                if item not in routes[store]:
+                    routes[store].append(item)
         return routes
 
 

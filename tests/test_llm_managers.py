@@ -91,6 +91,31 @@ def test_routing_keeps_secrets_and_documents_with_the_rules(memlane: Memlane,
                                                                       "procedural"]
 
 
+class Scripted:
+    """A model that always answers the same (the routing rule below is what is tested)."""
+
+    name, context = "scripted", 2048
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def structured(self, messages: Sequence[Message], schema: Mapping[str, Any],
+                   max_tokens: int = 512) -> Any:
+        return self.answer
+
+
+def test_only_the_users_own_words_reach_the_core_block(memlane: Memlane,
+                                                       analyzer: SpacyAnalyzer) -> None:
+    meta = LLMMetaManager(CachedLLM(Scripted({"stores": ["core", "semantic"]}), memlane.db),
+                          "user")
+    mine = prepared(analyzer, "I love hiking and my dog Rex.")
+    theirs = prepared(analyzer, "I love hiking and my dog Rex.", actor="Mel")
+    with memlane.db.transaction():
+        routes = meta.route([mine, theirs])
+    assert routes["core"] == [mine]
+    assert routes["semantic"] == [mine, theirs]  # Mel's, once, though the model said both
+
+
 def test_model_facts_go_through_the_rules_merge(memlane: Memlane, counting: Counting,
                                                 analyzer: SpacyAnalyzer) -> None:
     manager = LLMSemanticManager(CachedLLM(counting, memlane.db), "user")
