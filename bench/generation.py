@@ -12,7 +12,6 @@ llama.cpp gets exactly the messages the assistant built, in a Llama of its own.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from app.container import Memlane, Parts
 from app.maintenance import import_path
 from app.settings import Settings
+from bench.report import publish
 from bench.scale import memory_mb
 from inference.llm import LlamaModel, LoadOptions, Message
 from inference.models import ModelStore, spec_of
@@ -138,10 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(args.data, args.model, args.tokens, args.repeats)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(table(result), result, args.json)
 
 
 if __name__ == "__main__":

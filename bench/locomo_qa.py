@@ -32,6 +32,7 @@ from app.container import Memlane, Parts
 from app.maintenance import import_path
 from app.settings import Settings
 from bench.locomo_retrieval import baseline_text
+from bench.report import publish
 from capture.importers.locomo import LocomoImporter
 from inference.assistant import CITATION, DONT_KNOW, SYSTEM, Assistant
 from inference.llm import LLM, LlamaModel, LoadOptions
@@ -182,10 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(args.data, args.model, args.limit, args.seed, args.tokens)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(table(result), result, args.json)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 from app.container import Memlane, Parts
 from app.maintenance import import_path
 from app.settings import Settings
+from bench.report import publish
 from capture.importers.locomo import LocomoImporter
 from memory.embed import Embedder, MiniLMEmbedder
 from memory.nlp import SpacyAnalyzer
@@ -178,10 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings(home=Path(tempfile.gettempdir()))
     embedder = MiniLMEmbedder(settings.embed_batch_size, settings.embed_precision)
     result = run(args.data, ks, embedder)
-    print(table(result, ks))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(table(result, ks), result, args.json)
 
 
 if __name__ == "__main__":

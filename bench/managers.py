@@ -12,7 +12,6 @@ are counted in the five record stores afterwards.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 from app.container import Memlane, Parts
 from app.settings import Settings
+from bench.report import publish
 from capture.importers.locomo import LocomoImporter
 from inference.llm import LlamaModel, LoadOptions
 from inference.models import ModelStore, spec_of
@@ -78,10 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = run(args.data, args.turns, args.model)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(table(result), result, args.json)
 
 
 if __name__ == "__main__":

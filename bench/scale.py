@@ -15,7 +15,6 @@ importing process's own is reported too: it holds what a bulk import left behind
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import random
@@ -33,6 +32,7 @@ from typing import Any
 from app.container import Memlane, Parts
 from app.settings import Settings
 from bench import synthetic
+from bench.report import publish
 from memory.embed import MiniLMEmbedder
 from memory.events import Event
 from memory.nlp import SpacyAnalyzer
@@ -222,10 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="memlane-scale-") as home:
             result = run(Path(home), args.records, args.queries, args.seed)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(table(result), result, args.json)
 
 
 if __name__ == "__main__":

@@ -120,67 +120,79 @@ class LLMMetaManager:
         return routes
 
 
-class LLMSemanticManager:
+class _ModelManager:
+    """A store's manager that asks the model about each routed event and files what it
+    says with the rules' own code; an unusable answer leaves the event to the rules."""
+
+    store: str
+    INSTRUCTION: str
+    SCHEMA: Mapping[str, Any]
+    rules: Any
+
+    def __init__(self, llm: CachedLLM) -> None:
+        self.llm = llm
+
+    def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
+        for item in items:
+            answer = ask(self.llm, self.INSTRUCTION, item, self.SCHEMA)
+            if answer is None:
+                self.rules.apply([item], stores, report)
+            else:
+                self.file(answer, item, stores, report)
+
+    def file(self, answer: Any, item: Prepared, stores: Stores, report: IngestReport) -> None:
+        raise NotImplementedError
+
+
+class LLMSemanticManager(_ModelManager):
     store = "semantic"
+    SCHEMA = FACTS_SCHEMA
     INSTRUCTION = (
         "Extract the facts this message states about named people, places or things other "
         "than the speaker's small talk. Each fact: the name it is about, and one short "
         "sentence in the third person (write the speaker's name instead of I).")
 
     def __init__(self, llm: CachedLLM, user_name: str, merge_similarity: float = 0.85) -> None:
-        self.llm = llm
+        super().__init__(llm)
         self.rules = SemanticManager(user_name, merge_similarity, actor=f"llm:{llm.name}")
 
-    def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
-        for item in items:
-            answer = ask(self.llm, self.INSTRUCTION, item, FACTS_SCHEMA)
-            if answer is None:
-                self.rules.apply([item], stores, report)
-                continue
-            for fact in answer["facts"]:
-                name, text = fact["name"].strip(), " ".join(fact["fact"].split())
-                if name and text:
-                    self.rules.upsert(stores, report, item, name, text)
+    def file(self, answer: Any, item: Prepared, stores: Stores, report: IngestReport) -> None:
+        for fact in answer["facts"]:
+            name, text = fact["name"].strip(), " ".join(fact["fact"].split())
+            if name and text:
+                self.rules.upsert(stores, report, item, name, text)
 
 
-class LLMCoreManager:
+class LLMCoreManager(_ModelManager):
     store = "core"
+    SCHEMA = SELF_SCHEMA
     INSTRUCTION = ("List what this message says about its speaker themself (identity, "
                    "preferences, relationships, plans), each as a short sentence in the "
                    "first person. Nothing else.")
 
     def __init__(self, llm: CachedLLM, user_name: str, merge_similarity: float = 0.85) -> None:
-        self.llm = llm
+        super().__init__(llm)
         self.rules = CoreManager(user_name, merge_similarity, actor=f"llm:{llm.name}")
 
-    def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
-        for item in items:
-            answer = ask(self.llm, self.INSTRUCTION, item, SELF_SCHEMA)
-            if answer is None:
-                self.rules.apply([item], stores, report)
-                continue
-            facts = [" ".join(f.split()) for f in answer["facts"]]
-            self.rules.remember(stores, report, item, [f for f in facts if f])
+    def file(self, answer: Any, item: Prepared, stores: Stores, report: IngestReport) -> None:
+        facts = [" ".join(f.split()) for f in answer["facts"]]
+        self.rules.remember(stores, report, item, [f for f in facts if f])
 
 
-class LLMProceduralManager:
+class LLMProceduralManager(_ModelManager):
     store = "procedural"
+    SCHEMA = STEPS_SCHEMA
     INSTRUCTION = ("This message explains how to do something. Give it a short title and "
                    "its steps in order, each a short imperative sentence.")
 
     def __init__(self, llm: CachedLLM, merge_similarity: float = 0.85) -> None:
-        self.llm = llm
+        super().__init__(llm)
         self.rules = ProceduralManager(merge_similarity, actor=f"llm:{llm.name}")
 
-    def apply(self, items: Sequence[Prepared], stores: Stores, report: IngestReport) -> None:
-        for item in items:
-            answer = ask(self.llm, self.INSTRUCTION, item, STEPS_SCHEMA)
-            if answer is None:
-                self.rules.apply([item], stores, report)
-                continue
-            steps = [" ".join(s.split()) for s in answer["steps"] if s.strip()]
-            if answer["title"].strip() and steps:
-                self.rules.upsert(stores, report, item, answer["title"].strip(), steps)
+    def file(self, answer: Any, item: Prepared, stores: Stores, report: IngestReport) -> None:
+        steps = [" ".join(s.split()) for s in answer["steps"] if s.strip()]
+        if answer["title"].strip() and steps:
+            self.rules.upsert(stores, report, item, answer["title"].strip(), steps)
 
 
 class LLMExtractor:
