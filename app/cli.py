@@ -211,9 +211,7 @@ def memories_delete(record_id: str,
     if not yes and not typer.confirm(f"Delete {record_id}?"):
         raise typer.Exit(1)
     with opened() as memlane:
-        with memlane.db.transaction():
-            memlane.stores.delete(record_id, actor="user")
-        memlane.sync()
+        memlane.forget(record_id)
     console.print(f"Deleted {record_id}.")
 
 

@@ -15,7 +15,7 @@ from app.settings import Settings
 from capture.importers import DEFAULT_IMPORTERS
 from capture.importers.base import Importer
 from inference.assistant import Assistant
-from inference.llm import LLM
+from inference.llm import LLM, LlamaModel
 from inference.models import ModelStore, spec_of
 from memory.db import Database
 from memory.embed import Embedder, MiniLMEmbedder
@@ -48,6 +48,15 @@ def release_free_heap() -> None:
     trim = _malloc_trim()
     if trim:
         trim(0)
+
+
+def load_model(settings: Settings, name: str) -> LlamaModel:
+    """A packaged model in llama.cpp, with the settings' context, threads and mlock."""
+    from inference.llm import LlamaModel, LoadOptions
+
+    path = ModelStore(settings.models_dir).require(name)
+    return LlamaModel(name, path, LoadOptions(settings.llm_context or spec_of(name).context,
+                                              settings.llm_threads, settings.llm_mlock))
 
 
 def quiet_third_parties() -> None:
@@ -104,9 +113,10 @@ class Memlane:
         self.sync()
 
     def ingest(self, events: Iterable[Event], progress: Progress | None = None,
-               index_progress: Progress | None = None) -> IngestReport:
+               index_progress: Progress | None = None,
+               writepath: WritePath | None = None) -> IngestReport:
         """Store events (one transaction), then bring the vector and graph indexes up to date."""
-        report = self.writepath.ingest(events, progress)
+        report = (writepath or self.writepath).ingest(events, progress)
         self.sync(index_progress)
         if report.events >= LARGE_IMPORT:
             release_free_heap()
@@ -121,10 +131,15 @@ class Memlane:
             except ModelMissing as missing:
                 log.warning("the model cannot file memories (%s); the rules do", missing)
             else:
-                report = path.ingest(events)
-                self.sync()
-                return report
+                return self.ingest(events, writepath=path)
         return self.ingest(events)
+
+    def forget(self, record_id: str) -> None:
+        """Delete a memory from its store and every index (its history keeps the old value);
+        an unknown id changes nothing."""
+        with self.db.transaction():
+            self.stores.delete(record_id, actor="user")
+        self.sync()
 
     def _model_writepath(self) -> WritePath:
         from inference.managers import CachedLLM, LLMMetaManager, llm_managers
@@ -152,14 +167,8 @@ class Memlane:
         another name loads that model instead."""
         name = name or (self._llm.name if self._llm else self.settings.model)
         if self._llm is None or self._llm.name != name:
-            from inference.llm import LlamaModel, LoadOptions
-
-            spec = spec_of(name)
-            path = ModelStore(self.settings.models_dir).require(name)
             self._llm = None  # the old one's memory goes before the new one loads
-            self._llm = LlamaModel(name, path, LoadOptions(
-                self.settings.llm_context or spec.context, self.settings.llm_threads,
-                self.settings.llm_mlock))
+            self._llm = load_model(self.settings, name)
         return self._llm
 
     def assistant(self, session: str | None = None) -> Assistant:

@@ -19,13 +19,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.container import Memlane, Parts
+from app.container import Memlane, Parts, load_model
 from app.maintenance import import_path
 from app.settings import Settings
 from bench.report import publish
 from bench.scale import memory_mb
-from inference.llm import LlamaModel, LoadOptions, Message
-from inference.models import ModelStore, spec_of
+from inference.llm import LlamaModel, Message
 
 QUESTION = "What has Caroline done about adopting a child, step by step, with the dates?"
 FOLLOW_UP = "And how did Melanie react to it?"
@@ -86,9 +85,7 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def run(data: Path, model: str, tokens: int, repeats: int) -> dict[str, Any]:
     settings = Settings()
-    spec = spec_of(model)
-    path = ModelStore(settings.models_dir).require(model)
-    llm = LlamaModel(model, path, LoadOptions(spec.context, settings.llm_threads))
+    llm = load_model(settings, model)
     timed = Timed(llm)
     firsts, follows, raws = [], [], []
     with tempfile.TemporaryDirectory() as home:

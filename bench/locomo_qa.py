@@ -28,15 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from app.container import Memlane, Parts
+from app.container import Memlane, Parts, load_model
 from app.maintenance import import_path
 from app.settings import Settings
 from bench.locomo_retrieval import baseline_text
 from bench.report import publish
 from capture.importers.locomo import LocomoImporter
 from inference.assistant import CITATION, DONT_KNOW, SYSTEM, Assistant
-from inference.llm import LLM, LlamaModel, LoadOptions
-from inference.models import ModelStore, spec_of
+from inference.llm import LLM
 from memory.embed import MiniLMEmbedder
 from memory.nlp import SpacyAnalyzer
 
@@ -99,9 +98,7 @@ def run(data: Path, model: str, limit: int | None, seed: int, tokens: int) -> di
     everything = [(path, q) for path in files for q in json.loads(path.read_text())["qa"]]
     chosen = sample(everything, limit, seed)
     settings = Settings(answer_tokens=tokens)
-    spec = spec_of(model)
-    llm = LlamaModel(model, ModelStore(settings.models_dir).require(model),
-                     LoadOptions(spec.context, settings.llm_threads))
+    llm = load_model(settings, model)
     embedder, analyzer = MiniLMEmbedder(), SpacyAnalyzer()
     scores: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in SYSTEMS}
     answers: list[dict[str, str]] = []

@@ -18,12 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.container import Memlane, Parts
+from app.container import Memlane, Parts, load_model
 from app.settings import Settings
 from bench.report import publish
 from capture.importers.locomo import LocomoImporter
-from inference.llm import LlamaModel, LoadOptions
-from inference.models import ModelStore, spec_of
 from memory.embed import MiniLMEmbedder
 from memory.nlp import SpacyAnalyzer
 from memory.records import STORES
@@ -32,8 +30,7 @@ from memory.records import STORES
 def run(data: Path, turns: int, model: str) -> dict[str, Any]:
     events = LocomoImporter().read(data)[:turns]
     settings = Settings()
-    llm = LlamaModel(model, ModelStore(settings.models_dir).require(model),
-                     LoadOptions(spec_of(model).context, settings.llm_threads))
+    llm = load_model(settings, model)
     embedder, analyzer = MiniLMEmbedder(), SpacyAnalyzer()
     analyzer.analyze(["warm up"])
     embedder.embed(["warm up"])

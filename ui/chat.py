@@ -67,10 +67,7 @@ def command(memlane: Memlane, console: Console, assistant: Assistant, line: str)
         for hit in memlane.retriever.search(rest, memlane.settings.search_k).hits:
             console.print(f"[dim]{hit.record.id}[/dim] {hit.record.title[:100]}", highlight=False)
     elif name == "forget" and rest:
-        memlane.stores.get(rest)  # an unknown id fails here, before the transaction
-        with memlane.db.transaction():
-            memlane.stores.delete(rest, actor="user")
-        memlane.sync()
+        memlane.forget(rest)
         console.print(f"Forgot {rest}.")
     elif name == "model":
         if rest:
