@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from inference.attribution import Attribution, Elsewhere
 from inference.llm import LLM, Message
 from memory.events import Event
 from memory.records import Record
@@ -35,10 +36,13 @@ own past from their memories. The memories below each question are numbered, wit
 and the source they came from.
 Rules:
 - Answer only from the memories, in as few words as the question needs: a name, a date, \
-a short phrase or a list. Whole sentences only when asked why or how.
-- After each fact, cite the memory it came from by its number in brackets, like [2].
+a short phrase or a list. Whole sentences only when asked why or how. Do not repeat the \
+question.
+- After each fact, cite the memory it came from by its number in brackets, like [2]. A \
+number alone is not an answer: say what the memory says.
 - Dates: memories carry the date they were recorded; "last week" in a memory from \
 8 May 2023 means the week before 8 May 2023. Answer with that date.
+- For "what things", "which places" and the like, list every one the memories hold.
 - A question about one person is answered only from what concerns that person; if the \
 memories say it of someone else, or do not contain the answer, reply exactly: {dont_know}"""
 
@@ -82,6 +86,13 @@ def promptable(record: Record) -> bool:
     return not (record.store == "vault" and record.fields.get("sensitivity") == "high")
 
 
+def not_theirs(elsewhere: Elsewhere, about: Sequence[Cited]) -> str:
+    """The answer when the memories say it of someone else: say so, and show whose."""
+    number = next(c.number for c in about if c.record.id == elsewhere.record.id)
+    return (f"{DONT_KNOW.rstrip('.')} that of {elsewhere.person}: the closest is about "
+            f"{elsewhere.owner} [{number}].")
+
+
 def cited_numbers(text: str, shown: Iterable[int]) -> list[int]:
     """The memory numbers an answer cites, among those it was shown, in order of use."""
     valid = set(shown)
@@ -118,6 +129,7 @@ class Assistant:
         self.paused = False
         """While paused, chat turns are not written to memory."""
         self._system = self._system_prompt()
+        self.attribution = Attribution(retriever.keyword)
 
     def recall(self, question: str) -> list[Record]:
         """The memories for a question: every store searched with the question itself and,
@@ -170,20 +182,23 @@ class Assistant:
         question = question.strip()
         messages, about, new = self.prepare(question)
         answer = Answer(question, about)
-        if about:
+        elsewhere = self.attribution.elsewhere(question, self.stores.actors(),
+                                               [c.record for c in about])
+        if about and not elsewhere:
             pieces = []
             for piece in self.llm.stream(messages, self.answer_tokens):
                 pieces.append(piece)
                 if on_piece:
                     on_piece(piece)
             answer.text = "".join(pieces).strip()
+        else:
+            answer.text = not_theirs(elsewhere, about) if elsewhere else DONT_KNOW
+            if on_piece:
+                on_piece(answer.text)
+        if about:
             answer.cited = cited_numbers(answer.text, (c.number for c in about))
             self.turns.append(_Turn(question, messages[-1]["content"], answer.text,
                                     tuple(new)))
-        else:
-            answer.text = DONT_KNOW
-            if on_piece:
-                on_piece(DONT_KNOW)
         self._write_turn(answer)
         return answer
 

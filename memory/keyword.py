@@ -61,6 +61,15 @@ class KeywordIndex:
         """(record id, BM25 score; higher is better) pairs, best first."""
         return self.match(match_expression(text), n, filters)
 
+    def count(self) -> int:
+        """How many records are indexed."""
+        return self.db.execute("SELECT count(*) FROM keyword_rows").fetchone()[0]
+
+    def frequency(self, word: str) -> int:
+        """How many indexed records hold a word (its document frequency)."""
+        return self.db.execute("SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?",
+                               (f'"{word}"',)).fetchone()[0]
+
     def match(self, expression: str | None, n: int, filters: Filters | None = None,
               newest_first: bool = False) -> list[tuple[str, float]]:
         """`search` with an FTS5 MATCH string of one's own. `newest_first` takes the most

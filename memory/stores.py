@@ -45,6 +45,7 @@ class Stores:
     def __init__(self, db: Database, core_limit: int = 5000) -> None:
         self.db = db
         self.core_limit = core_limit
+        self._actors: set[str] | None = None
 
     # -- events -----------------------------------------------------------------------------
     def has_event(self, event_id: str) -> bool:
@@ -58,6 +59,15 @@ class Stores:
             (event.id, event.source, iso(event.occurred_at), event.actor, text,
              json.dumps(event.metadata, sort_keys=True), utcnow()),
         )
+        if self._actors is not None and event.actor:
+            self._actors.add(event.actor)
+
+    def actors(self) -> list[str]:
+        """Everyone who said or wrote something that was remembered, by name."""
+        if self._actors is None:
+            self._actors = {row[0] for row in self.db.execute(
+                "SELECT DISTINCT actor FROM events WHERE actor IS NOT NULL")}
+        return sorted(self._actors)
 
     def last_event(self, source: str) -> sqlite3.Row | None:
         """The event of a source logged most recently."""

@@ -138,6 +138,12 @@ def reply_context(event: Event, previous: sqlite3.Row | None, user_name: str) ->
     return f"{previous['actor']}: {shorten(previous['text'], CONTEXT_CHARS)}"
 
 
+def context_actor(context: str) -> str | None:
+    """Who said the message a chat turn answers ("Caroline: Yes, from Sweden!")."""
+    actor, said, _ = context.partition(": ")
+    return actor if said else None
+
+
 def raw_episode(event: Event, text: str, user_name: str, context: str = "") -> Record:
     """The episodic record every event gets, so nothing is lost if extraction is poor."""
     title = event.metadata.get("title")

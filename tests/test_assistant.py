@@ -14,6 +14,7 @@ import pytest
 from app.container import Memlane, Parts
 from app.settings import Settings
 from inference.assistant import DONT_KNOW, FOLLOW_UP_MEMORIES, cited_numbers, memory_line
+from inference.attribution import named, owned_sentences
 from inference.llm import BadModelOutput, LlamaModel, Message, parse_structured
 from memory.writepath import ASSISTANT
 from tests.helpers import OPENAI_KEY, T0, event
@@ -129,6 +130,48 @@ def test_with_nothing_remembered_it_says_so_without_asking_the_model(memlane: Me
     answer = memlane.assistant().ask("What did I eat in Rome?", on_piece=pieces.append)
     assert answer.abstained and answer.text == DONT_KNOW == "".join(pieces)
     assert llm.prompts == []
+
+
+TEAM_CHAT = [
+    ("Guess what, I signed with the Falcons last week!", "John", 0),
+    ("Congrats! Which position did you sign for?", "Tim", 0),
+    ("I'll be playing as a shooting guard for the Falcons.", "John", 0),
+    ("Amazing. I finished my fantasy novel draft and sent it to an editor.", "Tim", 0),
+]
+
+
+def remember_team_chat(memlane: Memlane) -> None:
+    memlane.ingest([event(text, actor=actor, when=T0 + timedelta(minutes=n), source="chat")
+                    for n, (text, actor, _) in enumerate(TEAM_CHAT)])
+
+
+def test_what_someone_else_said_of_themselves_is_not_an_answer(memlane: Memlane,
+                                                               llm: Recording) -> None:
+    remember_team_chat(memlane)
+    pieces: list[str] = []
+    answer = memlane.assistant().ask("What position did Tim sign for with the Falcons?",
+                                     on_piece=pieces.append)
+    assert answer.abstained and "that of Tim: the closest is about John [" in answer.text
+    assert "".join(pieces) == answer.text and llm.prompts == []
+    closest = next(c for c in answer.memories if c.number == answer.cited[0])
+    assert "sign" in closest.record.search_text
+
+
+def test_the_same_question_about_the_one_who_said_it_goes_to_the_model(
+        memlane: Memlane, llm: Recording) -> None:
+    remember_team_chat(memlane)
+    memlane.assistant().ask("What position did John sign for with the Falcons?")
+    assert len(llm.prompts) == 1 and "shooting guard" in llm.prompts[0][-1]["content"]
+
+
+def test_a_question_asked_of_someone_is_about_them(memlane: Memlane) -> None:
+    remember_team_chat(memlane)
+    question = next(r for r in memlane.stores.iter_all("episodic")
+                    if "Which position" in r.search_text)
+    assert owned_sentences(question) == [("Tim", "Congrats!"),
+                                          ("John", "Which position did you sign for?")]
+    assert named("Did Tim or johnny call?", ["Tim", "John", "user", "Tim Brown"]) == [
+        "Tim", "Tim Brown"]
 
 
 def test_every_turn_is_remembered_and_the_answer_is_no_fact(memlane: Memlane) -> None:
