@@ -7,8 +7,8 @@ sentences of the memories found are given an owner: a chat message's statements 
 whoever said it; its questions and what it says of "you" belong to the person it answers.
 When the question names one person and the sentences that match it best belong, by a
 clear margin of rare words, to someone else, the memories do not say it of that person.
-On the 999 questions of the LoCoMo dev conversations this answers 62% of the unanswerable
-ones (category 5, mostly asked of the wrong person) and 6% of the answerable ones with
+On the 999 questions of the LoCoMo dev conversations this answers 55% of the unanswerable
+ones (category 5, mostly asked of the wrong person) and 4.5% of the answerable ones with
 "your memories don't say" (bench/locomo_qa.py measures it with the whole assistant).
 """
 
@@ -26,8 +26,12 @@ from memory.writepath import context_actor
 MARGIN = 1.0
 """How much better (in summed inverse document frequency of the question's words) the
 best sentence of someone else must match than the best of the person asked about."""
+AGREEING = 2
+"""Question words someone else's sentence must hold: one shared word is chance."""
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
 ADDRESSED = re.compile(r"\byou(?:r|rs|rself|'re|'ve|'d|'ll)?\b", re.IGNORECASE)
+TAG_QUESTION = re.compile(r",\s*(?:right|isn't it|aren't they|don't you think)\?$", re.IGNORECASE)
+"""'Sunflowers mean warmth, right?' is the speaker's statement, not a question."""
 SPOKEN = re.compile(r"^\[[^\]]*\]\s*[^:]{1,60}:\s*")
 """An episode's '[8 May 2023, 1:56 pm] Caroline: ' prefix."""
 
@@ -59,7 +63,9 @@ def owned_sentences(record: Record) -> list[tuple[str, str]]:
                       else record.fields["details"])
     owned = []
     for sentence in SENTENCE.split(text):
-        if sentence.rstrip().endswith("?") or ADDRESSED.search(sentence):
+        sentence = sentence.rstrip()
+        asked = sentence.endswith("?") and not TAG_QUESTION.search(sentence)
+        if asked or ADDRESSED.search(sentence):
             if listener and listener != speaker:
                 owned.append((listener, sentence))
         else:
@@ -87,9 +93,10 @@ class Attribution:
                                                              False: (0.0, None, "")}
         for record in records:
             for owner, sentence in owned_sentences(record):
-                score = sum(weight[w] for w in words.intersection(query_terms(sentence)))
+                shared = words.intersection(query_terms(sentence))
+                score = sum(weight[w] for w in shared)
                 mine = owner == person
-                if score > best[mine][0]:
+                if score > best[mine][0] and (mine or len(shared) >= AGREEING):
                     best[mine] = (score, record, owner)
         (theirs, record, owner), (ours, _, _) = best[False], best[True]
         if record is None or theirs - ours <= self.margin:
