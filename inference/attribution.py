@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from memory.keyword import KeywordIndex, query_terms
 from memory.records import Record
-from memory.writepath import context_actor
+from memory.writepath import SAID, context_actor
 
 MARGIN = 1.0
 """How much better (in summed inverse document frequency of the question's words) the
@@ -32,8 +32,6 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+")
 ADDRESSED = re.compile(r"\byou(?:r|rs|rself|'re|'ve|'d|'ll)?\b", re.IGNORECASE)
 TAG_QUESTION = re.compile(r",\s*(?:right|isn't it|aren't they|don't you think)\?$", re.IGNORECASE)
 """'Sunflowers mean warmth, right?' is the speaker's statement, not a question."""
-SPOKEN = re.compile(r"^\[[^\]]*\]\s*[^:]{1,60}:\s*")
-"""An episode's '[8 May 2023, 1:56 pm] Caroline: ' prefix."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ def owned_sentences(record: Record) -> list[tuple[str, str]]:
     if record.store != "episodic" or not speaker:
         return []
     listener = context_actor(record.fields.get("context") or "")
-    text = SPOKEN.sub("", record.title if not record.fields.get("details")
+    text = SAID.sub("", record.title if not record.fields.get("details")
                       else record.fields["details"])
     owned = []
     for sentence in SENTENCE.split(text):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from memory.nlp import NAMED, SpacyAnalyzer
 from memory.records import Record
+from memory.writepath import SAID
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span, Token
@@ -36,7 +37,6 @@ OBJECTS = {"dobj", "attr", "oprd", "dative"}
 MAX_WORDS = 6
 ALNUM = re.compile(r"[a-z0-9]")
 SPACES = re.compile(r"\s+")
-PREFIX = re.compile(r"^\[[^\]]*\] [^:]{1,80}: ")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Extractor(Protocol):
 def passage_of(record: Record) -> Passage:
     """An episode is read without its "[date] speaker:" prefix, the speaker kept apart."""
     if record.store == "episodic":
-        text = record.fields.get("details") or PREFIX.sub("", str(record.fields["summary"]))
+        text = record.fields.get("details") or SAID.sub("", str(record.fields["summary"]))
         return Passage(text, str(record.fields.get("actor") or "") or None)
     # Fields are joined as sentences, so no noun chunk runs from one field into the next.
     return Passage(". ".join(p.rstrip(". ") for p in record.search_text.split("\n")

@@ -7,6 +7,7 @@ implement the same two protocols and are chosen in `app.container`.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -136,6 +137,10 @@ def reply_context(event: Event, previous: sqlite3.Row | None, user_name: str) ->
     if before is None or not timedelta(0) <= event.occurred_at - before <= REPLY_WINDOW:
         return ""
     return f"{previous['actor']}: {shorten(previous['text'], CONTEXT_CHARS)}"
+
+
+SAID = re.compile(r"^\[[^\]]*\] [^:]{1,80}: ")
+"""The '[8 May 2023, 1:56 pm] Caroline: ' that `raw_episode` puts before what was said."""
 
 
 def context_actor(context: str) -> str | None:
