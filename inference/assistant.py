@@ -182,8 +182,8 @@ class Assistant:
         question = question.strip()
         messages, about, new = self.prepare(question)
         answer = Answer(question, about)
-        elsewhere = self.attribution.elsewhere(question, self.stores.actors(),
-                                               [c.record for c in about])
+        elsewhere = about and self.attribution.elsewhere(question, self.stores.actors(),
+                                                         [c.record for c in about])
         if about and not elsewhere:
             pieces = []
             for piece in self.llm.stream(messages, self.answer_tokens):
