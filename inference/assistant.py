@@ -31,6 +31,9 @@ FOLLOW_UP_MEMORIES = 6
 """New memories a follow-up shows at most (the earlier ones stay in view): its time to first
 token is the time to read them, ~140 tokens/s for the 1.5B model on 2 cores."""
 CITATION = re.compile(r"\[(\d+)\]")
+WORD = re.compile(r"[^\W\d_]{2,}")
+IN_WORDS = "Say in words what those memories say about the question, citing them."
+"""Asked once when an answer is citations alone ("[3], [5]"), which small models write."""
 SYSTEM = """You are Memlane, a private assistant that answers questions about the user's \
 own past from their memories. The memories below each question are numbered, with the date \
 and the source they came from.
@@ -91,6 +94,11 @@ def not_theirs(elsewhere: Elsewhere, about: Sequence[Cited]) -> str:
     number = next(c.number for c in about if c.record.id == elsewhere.record.id)
     return (f"{DONT_KNOW.rstrip('.')} that of {elsewhere.person}: the closest is about "
             f"{elsewhere.owner} [{number}].")
+
+
+def says_something(text: str) -> bool:
+    """Whether an answer has a word outside its citations."""
+    return bool(WORD.search(CITATION.sub("", text)))
 
 
 def cited_numbers(text: str, shown: Iterable[int]) -> list[int]:
@@ -185,12 +193,7 @@ class Assistant:
         elsewhere = about and self.attribution.elsewhere(question, self.stores.actors(),
                                                          [c.record for c in about])
         if about and not elsewhere:
-            pieces = []
-            for piece in self.llm.stream(messages, self.answer_tokens):
-                pieces.append(piece)
-                if on_piece:
-                    on_piece(piece)
-            answer.text = "".join(pieces).strip()
+            answer.text = self._speak(messages, on_piece)
         else:
             answer.text = not_theirs(elsewhere, about) if elsewhere else DONT_KNOW
             if on_piece:
@@ -201,6 +204,33 @@ class Assistant:
                                     tuple(new)))
         self._write_turn(answer)
         return answer
+
+    def _speak(self, messages: list[Message], on_piece: Callable[[str], None] | None) -> str:
+        """The model's answer, streamed once it says something in words: an answer of
+        citations alone is not shown but asked again, in words."""
+        text = self._stream(messages, on_piece)
+        if not says_something(text):
+            again = [*messages, {"role": "assistant", "content": text},
+                     {"role": "user", "content": IN_WORDS}]
+            retry = self._stream(again, on_piece)
+            if says_something(retry):
+                text = retry
+            elif on_piece:
+                on_piece(text)
+        return text
+
+    def _stream(self, messages: Sequence[Message], on_piece: Callable[[str], None] | None
+                ) -> str:
+        """Stream the model's reply to `on_piece`, holding it back until it has a word."""
+        pieces: list[str] = []
+        held = True
+        for piece in self.llm.stream(messages, self.answer_tokens):
+            pieces.append(piece)
+            if held and says_something("".join(pieces)):
+                held, piece = False, "".join(pieces).lstrip()
+            if not held and on_piece:
+                on_piece(piece)
+        return "".join(pieces).strip()
 
     def _write_turn(self, answer: Answer) -> None:
         if self.paused:

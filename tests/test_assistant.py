@@ -4,6 +4,7 @@ remembered. What the tiny model says is not judged; what reaches it and what is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +39,20 @@ class Recording:
                    max_tokens: int = 512) -> Any:
         self.prompts.append(list(messages))
         return self.model.structured(messages, schema, max_tokens)
+
+
+class Scripted(Recording):
+    """The real model, but its first replies are the given ones (what a model might say)."""
+
+    def __init__(self, model: LlamaModel, *replies: str) -> None:
+        super().__init__(model)
+        self.replies = list(replies)
+
+    def stream(self, messages: Sequence[Message], max_tokens: int = 512) -> Iterator[str]:
+        if not self.replies:
+            return super().stream(messages, max_tokens)
+        self.prompts.append(list(messages))
+        return iter(re.findall(r"\S+\s*", self.replies.pop(0)))
 
 
 @pytest.fixture
@@ -213,6 +228,24 @@ def test_a_follow_up_keeps_the_earlier_turn_first(memlane: Memlane, llm: Recordi
     assert all(c.line in later[3]["content"] for c in fresh)
     assert all(c.number > max(shown_first.values()) for c in fresh)
     assert len(fresh) <= FOLLOW_UP_MEMORIES
+
+
+@pytest.mark.parametrize("again", ["She camped at the beach [3].", "[3]"])
+def test_an_answer_of_citations_alone_is_asked_again_in_words(
+        tmp_path: Path, parts: Parts, tiny: LlamaModel, again: str) -> None:
+    llm = Scripted(tiny, "[3], [1]", again)
+    memlane = Memlane(Settings(home=tmp_path / "home", answer_tokens=24),
+                      Parts(embedder=parts.embedder, analyzer=parts.analyzer, llm=llm))
+    remember_chat(memlane)
+    pieces: list[str] = []
+    answer = memlane.assistant().ask("Where did Melanie camp?", on_piece=pieces.append)
+    memlane.close()
+
+    first, second = llm.prompts
+    assert second[:-2] == first and second[-2]["content"] == "[3], [1]"
+    assert "in words" in second[-1]["content"]
+    expected = again if "beach" in again else "[3], [1]"  # words, or the first try's cites
+    assert answer.text == expected == "".join(pieces)
 
 
 def test_memory_line_drops_the_episode_date_prefix() -> None:
