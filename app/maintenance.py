@@ -12,7 +12,8 @@ from typing import Any
 from app.container import Memlane, Progress
 from app.errors import InvalidInput
 from capture.importers import read_path
-from memory.records import STORES
+from memory.nlp import similarity
+from memory.records import STORES, Record
 from memory.writepath import IngestReport
 
 ProgressFactory = Callable[[str, int], Progress]
@@ -68,6 +69,45 @@ def stats(memlane: Memlane) -> dict[str, Any]:
             "vectors": memlane.vectors.count(), "graph": memlane.graph.stats().as_dict(),
             "pending_index": memlane.vectors.pending() + memlane.graph.pending(),
             "disk_bytes": disk}
+
+
+# -- nightly consolidation --------------------------------------------------------------------
+MERGEABLE = {"semantic": ("name", "summary"), "procedural": ("summary",),
+             "resource": ("title", "content")}
+"""The fields that make two memories of a store the same memory."""
+
+
+def consolidate(memlane: Memlane) -> dict[str, int]:
+    """Merge memories that say the same thing (the oldest keeps the others' sources) and
+    refresh the core blocks (restated lines folded, the block fitted to its limit)."""
+    merged: dict[str, int] = {}
+    stores = memlane.stores
+    with memlane.db.transaction():
+        for store, keys in MERGEABLE.items():
+            first: dict[tuple[str, ...], Record] = {}
+            for record in sorted(stores.iter_all(store), key=lambda r: (r.created_at, r.id)):
+                key = tuple(" ".join(str(record.fields.get(k, "")).lower().split())
+                            for k in keys)
+                if key not in first:
+                    first[key] = record
+                    continue
+                stores.update(first[key].id, {}, actor="consolidation",
+                              event_ids=record.event_ids, op="MERGE")
+                stores.delete(record.id, actor="consolidation")
+                merged[store] = merged.get(store, 0) + 1
+        for label in ("human", "persona"):
+            lines: list[str] = []
+            for line in stores.core(label).splitlines():
+                if not line.strip():
+                    continue
+                lines = [old for old in lines
+                         if similarity(old, line) < memlane.settings.merge_similarity]
+                lines.append(line)
+            if "\n".join(lines) != stores.core(label).strip():
+                stores.set_core(label, "\n".join(lines), actor="consolidation")
+                merged[f"core {label}"] = 1
+    memlane.sync()
+    return merged
 
 
 # -- export and restore -----------------------------------------------------------------------

@@ -62,6 +62,36 @@ class Settings(BaseSettings):
     prompt_memories: int = 10
     """Memories shown to the model per question."""
 
+    capture_interval: float = Field(5.0, gt=0)
+    """Seconds between looks at each monitor."""
+    capture_monitor_intervals: dict[int, float] = {}
+    """Per-monitor intervals (mss numbers monitors from 1), e.g. {2: 30}."""
+    capture_min_change: float = Field(0.01, ge=0, le=1)
+    """A frame is kept when at least this share of the screen changed (MIRIX: 1%)."""
+    capture_skip_idle_seconds: float = Field(300.0, ge=0)
+    """No capture after this long without keyboard or mouse input (0: capture anyway)."""
+    capture_skip_locked: bool = True
+    capture_excluded_apps: tuple[str, ...] = (
+        "keepassxc", "keepass", "keepass2", "1password", "bitwarden", "lastpass", "enpass",
+        "dashlane", "proton pass", "seahorse", "kwalletmanager5", "kwalletmanager")
+    """Applications (WM_CLASS, case-insensitive, or its start) never captured."""
+    capture_excluded_titles: tuple[str, ...] = (
+        r"private browsing", r"\bincognito\b", r"\binprivate\b", r"\bprivate window\b",
+        r"\bpassword manager\b")
+    """Window-title patterns (regular expressions, case-insensitive) never captured."""
+    capture_vault_secrets: bool = False
+    """Keep secrets read off the screen in the knowledge vault (else they go nowhere)."""
+    capture_flush_seconds: float = Field(60.0, gt=0)
+    """Seconds between hand-overs of captured text to memory (also every `batch_size`)."""
+    capture_on_start: bool = True
+    """Whether `memlane start` (and so `make run`) starts the capture service."""
+    frame_quality: int = Field(60, ge=1, le=100)
+    """WebP quality of stored frames."""
+    frame_keyframe_every: int = Field(120, ge=1)
+    frames_keep_days: float = Field(30.0, gt=0)
+    frames_max_mb: float = Field(2000.0, gt=0)
+    """Stored frames past this total size are deleted oldest first (and past the age)."""
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
@@ -69,6 +99,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.home / "memlane.sqlite3"
+
+    @property
+    def capture_dir(self) -> Path:
+        """The capture service's pid file, status and pause flag."""
+        return self.home / "capture"
 
     @property
     def chroma_dir(self) -> Path:

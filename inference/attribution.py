@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from memory.keyword import KeywordIndex, query_terms
 from memory.records import Record
-from memory.writepath import SAID, context_actor
+from memory.writepath import CHAT_TYPES, SAID, context_actor
 
 MARGIN = 1.0
 """How much better (in summed inverse document frequency of the question's words) the
@@ -54,8 +54,9 @@ def owned_sentences(record: Record) -> list[tuple[str, str]]:
     """(owner, sentence) for what a chat episode says: statements are the speaker's;
     questions and sentences about "you" are the person spoken to, when known."""
     speaker = record.fields.get("actor")
-    if record.store != "episodic" or not speaker:
-        return []
+    if record.store != "episodic" or not speaker or \
+            record.fields.get("event_type") not in CHAT_TYPES:
+        return []  # screens, documents and notes are nobody's statements
     listener = context_actor(record.fields.get("context") or "")
     text = SAID.sub("", record.title if not record.fields.get("details")
                       else record.fields["details"])

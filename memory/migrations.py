@@ -197,6 +197,34 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0006_frames",
+        """
+        -- Kept screen frames. A key frame's file is the whole picture; a patch's file holds
+        -- only the boxes that changed since the frame before it (the rest is black), so a
+        -- frame is its chain's key frame with every patch up to it pasted on.
+        CREATE TABLE frames (
+            id TEXT PRIMARY KEY,
+            monitor INTEGER NOT NULL,
+            captured_at TEXT NOT NULL,
+            app TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('key', 'patch')),
+            boxes TEXT NOT NULL DEFAULT '[]',
+            path TEXT NOT NULL,
+            thumb TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            lines TEXT NOT NULL DEFAULT '[]',
+            text TEXT NOT NULL DEFAULT '',
+            event_id TEXT,
+            flushed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX frames_time ON frames(monitor, captured_at);
+        CREATE INDEX frames_pending ON frames(flushed) WHERE flushed = 0;
+        """,
+    ),
 )
 
 

@@ -81,6 +81,28 @@ class Stores:
         )
         return {row["id"]: json.loads(row["metadata"]) for row in rows}
 
+    def derived_only_from(self, event_ids: Iterable[str]) -> list[str]:
+        """The records every source event of which is among these events: what deleting
+        the events must delete too (a record also backed by another event stays)."""
+        ids = list(event_ids)
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT DISTINCT record_id FROM provenance p WHERE event_id IN ({marks}) AND NOT "
+            f"EXISTS (SELECT 1 FROM provenance q WHERE q.record_id = p.record_id AND "
+            f"q.event_id NOT IN ({marks}))", (*ids, *ids))
+        return [row[0] for row in rows]
+
+    def delete_events(self, event_ids: Iterable[str], actor: str) -> int:
+        """Delete events and every record derived only from them; the number of records."""
+        ids = list(event_ids)
+        records = self.derived_only_from(ids)
+        for record_id in records:
+            self.delete(record_id, actor)
+        self.db.conn.executemany("DELETE FROM provenance WHERE event_id = ?", [(i,) for i in ids])
+        self.db.conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+        self._actors = None
+        return len(records)
+
     def iter_events(self) -> Iterator[sqlite3.Row]:
         yield from self.db.execute("SELECT * FROM events ORDER BY occurred_at, id")
 

@@ -1,0 +1,267 @@
+"""The screenshot store: kept frames as WebP files under the data folder, with thumbnails,
+and their rows in SQLite.
+
+Most kept frames differ from the one before in a few lines, so a frame is stored as a
+patch (the changed boxes only, the rest black, which WebP makes almost free) on top of a
+key frame stored whole; a key frame starts every `keyframe_every` frames, or when most
+of the screen changed. Deleting a frame keeps the frames after it whole: the next patch
+takes over what the deleted one carried (or becomes a key frame).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.errors import InvalidInput
+from capture.desktop import Window
+from capture.frames import Box
+from capture.ocr import Line
+from memory.db import Database
+from memory.events import content_id
+from memory.stores import iso, parse_time
+
+THUMB_WIDTH = 240
+FULL_CHANGE = 0.5
+"""Past this share of the screen changed, a frame is stored whole (a new key frame)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A kept frame as stored: where its files are, what was read on it, what it became."""
+
+    id: str
+    monitor: int
+    captured_at: datetime
+    app: str
+    title: str
+    width: int
+    height: int
+    kind: str
+    boxes: tuple[Box, ...]
+    path: str
+    thumb: str
+    bytes: int
+    lines: tuple[Line, ...]
+    text: str
+    event_id: str | None
+    flushed: bool
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> Frame:
+        return cls(
+            id=row["id"], monitor=row["monitor"], captured_at=parse_time(row["captured_at"]),
+            app=row["app"], title=row["title"], width=row["width"], height=row["height"],
+            kind=row["kind"], boxes=tuple(Box(*b) for b in json.loads(row["boxes"])),
+            path=row["path"], thumb=row["thumb"], bytes=row["bytes"],
+            lines=tuple(Line(text, Box(*box), score)
+                        for text, box, score in json.loads(row["lines"])),
+            text=row["text"], event_id=row["event_id"], flushed=bool(row["flushed"]),
+        )
+
+
+def encode(rgb: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="WEBP", quality=quality, method=4)
+    return out.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def thumbnail(rgb: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    image.thumbnail((THUMB_WIDTH, THUMB_WIDTH * rgb.shape[0] // max(1, rgb.shape[1])))
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=quality, method=4)
+    return out.getvalue()
+
+
+def patch_of(rgb: np.ndarray, boxes: tuple[Box, ...]) -> np.ndarray:
+    """The picture with everything outside the boxes black."""
+    out = np.zeros_like(rgb)
+    for b in boxes:
+        out[b.top:b.bottom, b.left:b.right] = rgb[b.top:b.bottom, b.left:b.right]
+    return out
+
+
+class FrameStore:
+    """Frames on disk and in SQLite. All writes go through the caller's transaction."""
+
+    def __init__(self, db: Database, home: Path, quality: int = 60,
+                 keyframe_every: int = 120) -> None:
+        self.db, self.home = db, home
+        self.quality, self.keyframe_every = quality, keyframe_every
+
+    # -- writing ----------------------------------------------------------------------------
+    def save(self, monitor: int, at: datetime, window: Window | None, rgb: np.ndarray,
+             changed: list[Box] | None, lines: list[Line], text: str,
+             event_id: str | None) -> Frame:
+        """Store a kept frame (already blacked out where secrets were): whole, or as the
+        patch of the boxes that changed since the last frame of its monitor."""
+        height, width = rgb.shape[:2]
+        frame_id = self.frame_id(monitor, at)
+        boxes = tuple(changed or ())
+        if not self._patchable(monitor, width, height, boxes):
+            kind, boxes, picture = "key", (), rgb
+        else:
+            kind, picture = "patch", patch_of(rgb, boxes)
+        folder = Path("frames") / f"{at:%Y-%m-%d}"
+        path, thumb = folder / f"{frame_id}.webp", folder / f"{frame_id}.thumb.webp"
+        size = self._write(path, encode(picture, self.quality)) + \
+            self._write(thumb, thumbnail(rgb, self.quality))
+        self.db.execute(
+            "INSERT OR REPLACE INTO frames (id, monitor, captured_at, app, title, width, "
+            "height, kind, boxes, path, thumb, bytes, lines, text, event_id, flushed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (frame_id, monitor, iso(at), window.app if window else "",
+             window.title if window else "", width, height, kind, _boxes_json(boxes),
+             str(path), str(thumb), size, _lines_json(lines), text, event_id))
+        return self.get(frame_id)
+
+    @staticmethod
+    def frame_id(monitor: int, at: datetime) -> str:
+        return content_id("frame", monitor, iso(at))
+
+    def _patchable(self, monitor: int, width: int, height: int, boxes: tuple[Box, ...]) -> bool:
+        if not boxes or sum(b.area for b in boxes) > FULL_CHANGE * width * height:
+            return False
+        last_key = self.db.execute(
+            "SELECT captured_at, width, height FROM frames WHERE monitor = ? AND kind = 'key' "
+            "ORDER BY captured_at DESC LIMIT 1", (monitor,)).fetchone()
+        if last_key is None or (last_key["width"], last_key["height"]) != (width, height):
+            return False
+        since = self.db.execute(
+            "SELECT count(*) FROM frames WHERE monitor = ? AND captured_at > ?",
+            (monitor, last_key["captured_at"])).fetchone()[0]
+        return since + 1 < self.keyframe_every
+
+    def _write(self, relative: Path, data: bytes) -> int:
+        """Write a file whole or not at all (a crash leaves no half picture)."""
+        target = self.home / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        return len(data)
+
+    def mark_flushed(self, frame_ids: list[str]) -> None:
+        self.db.conn.executemany("UPDATE frames SET flushed = 1 WHERE id = ?",
+                                 [(i,) for i in frame_ids])
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, frame_id: str) -> Frame:
+        row = self.db.execute("SELECT * FROM frames WHERE id = ?", (frame_id,)).fetchone()
+        if row is None:
+            raise InvalidInput(f"no frame has the id {frame_id!r}")
+        return Frame.of(row)
+
+    def pending(self, limit: int) -> list[Frame]:
+        """Frames whose text has not been handed to memory yet, oldest first."""
+        return [Frame.of(r) for r in self.db.execute(
+            "SELECT * FROM frames WHERE flushed = 0 ORDER BY captured_at LIMIT ?", (limit,))]
+
+    def recent(self, limit: int = 50, since: datetime | None = None) -> list[Frame]:
+        return [Frame.of(r) for r in self.db.execute(
+            "SELECT * FROM frames WHERE captured_at >= ? ORDER BY captured_at DESC LIMIT ?",
+            (iso(since) if since else "", limit))]
+
+    def for_event(self, event_id: str) -> Frame | None:
+        row = self.db.execute("SELECT * FROM frames WHERE event_id = ?", (event_id,)).fetchone()
+        return Frame.of(row) if row else None
+
+    def image(self, frame_id: str) -> np.ndarray:
+        """The whole picture of a frame: its key frame with each patch up to it pasted on."""
+        frame = self.get(frame_id)
+        chain = self._chain(frame)
+        picture = decode((self.home / chain[0].path).read_bytes()).copy()
+        for patch in chain[1:]:
+            pixels = decode((self.home / patch.path).read_bytes())
+            for b in patch.boxes:
+                picture[b.top:b.bottom, b.left:b.right] = pixels[b.top:b.bottom, b.left:b.right]
+        return picture
+
+    def _chain(self, frame: Frame) -> list[Frame]:
+        rows = self.db.execute(
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at <= ? AND captured_at >= "
+            "(SELECT max(captured_at) FROM frames WHERE monitor = ? AND kind = 'key' AND "
+            "captured_at <= ?) ORDER BY captured_at",
+            (frame.monitor, iso(frame.captured_at), frame.monitor, iso(frame.captured_at)))
+        return [Frame.of(r) for r in rows]
+
+    def total_bytes(self) -> int:
+        return int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM frames").fetchone()[0])
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM frames").fetchone()[0])
+
+    def expired(self, now: datetime, keep_days: float, max_bytes: int) -> list[str]:
+        """Frames past the retention policy, oldest first: older than `keep_days`, then
+        the oldest of the rest until the total fits in `max_bytes`."""
+        cutoff = iso(now - timedelta(days=keep_days))
+        rows = self.db.execute("SELECT id, captured_at, bytes FROM frames "
+                               "ORDER BY captured_at").fetchall()
+        total = sum(r["bytes"] for r in rows)
+        out = []
+        for row in rows:
+            if row["captured_at"] >= cutoff and total <= max_bytes:
+                break
+            out.append(row["id"])
+            total -= row["bytes"]
+        return out
+
+    # -- deleting ---------------------------------------------------------------------------
+    def delete(self, frame_id: str) -> Frame:
+        """Delete a frame's row and files; the frame after it stays whole."""
+        frame = self.get(frame_id)
+        after = self.db.execute(
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at > ? ORDER BY captured_at "
+            "LIMIT 1", (frame.monitor, iso(frame.captured_at))).fetchone()
+        if after is not None and after["kind"] == "patch":
+            self._take_over(frame, Frame.of(after))
+        self.db.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
+        for relative in (frame.path, frame.thumb):
+            (self.home / relative).unlink(missing_ok=True)
+        return frame
+
+    def _take_over(self, gone: Frame, after: Frame) -> None:
+        """Make `after` carry what `gone` carried: whole if `gone` was a key frame, else a
+        patch of both frames' boxes."""
+        picture = self.image(after.id)
+        if gone.kind == "key":
+            kind, boxes, data = "key", (), encode(picture, self.quality)
+        else:
+            boxes = tuple(dict.fromkeys(gone.boxes + after.boxes))
+            kind, data = "patch", encode(patch_of(picture, boxes), self.quality)
+        thumb_bytes = after.bytes - (self.home / after.path).stat().st_size \
+            if (self.home / after.path).exists() else 0
+        size = self._write(Path(after.path), data)
+        self.db.execute("UPDATE frames SET kind = ?, boxes = ?, bytes = ? WHERE id = ?",
+                        (kind, _boxes_json(boxes), size + thumb_bytes, after.id))
+
+
+def _boxes_json(boxes: tuple[Box, ...]) -> str:
+    return json.dumps([[b.left, b.top, b.right, b.bottom] for b in boxes])
+
+
+def _lines_json(lines: list[Line]) -> str:
+    payload: list[Any] = [[line.text, [line.box.left, line.box.top, line.box.right,
+                                       line.box.bottom], round(line.score, 3)]
+                          for line in lines]
+    return json.dumps(payload)
