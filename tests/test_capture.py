@@ -105,7 +105,7 @@ def test_an_unchanged_screen_adds_no_frame(capture_of, window: TextWindow) -> No
 def test_only_the_change_is_read_and_text_is_not_stored_twice(capture_of,
                                                               window: TextWindow) -> None:
     memlane, capture = capture_of()
-    first = capture.frames.get(kept(capture.tick(1)))
+    kept(capture.tick(1))
     window.add("Remember to call Oskar about the harbour permit")
     grabbed = capture.grabber.grab(1).copy()
     second = capture.frames.get(kept(capture.tick(1)))
@@ -229,7 +229,8 @@ def test_difference_and_changed_boxes() -> None:
 
 
 def test_a_password_beside_its_label_is_redacted() -> None:
-    lines = [Line("Password:", Box(10, 100, 120, 130)), Line("tr0ub4dor&3", Box(140, 102, 300, 128)),
+    lines = [Line("Password:", Box(10, 100, 120, 130)),
+             Line("tr0ub4dor&3", Box(140, 102, 300, 128)),
              Line("Sign in to your account", Box(10, 20, 400, 50))]
     redaction = redact(lines)
     assert "tr0ub4dor&3" not in redaction.text and "Sign in" in redaction.text
