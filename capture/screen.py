@@ -227,7 +227,7 @@ class ScreenCapture:
     def flush(self) -> int:
         """Hand the stored frames' text to memory, `batch_size` events at a time (on the
         worker, after the frames queued before it); the number of events handed over."""
-        return self._worker.submit(self._flush).result()
+        return self.run(self._flush)
 
     def _flush(self) -> int:
         handed = 0

@@ -249,11 +249,9 @@ class FrameStore:
         else:
             boxes = tuple(dict.fromkeys(gone.boxes + after.boxes))
             kind, data = "patch", encode(patch_of(picture, boxes), self.quality)
-        thumb_bytes = after.bytes - (self.home / after.path).stat().st_size \
-            if (self.home / after.path).exists() else 0
-        size = self._write(Path(after.path), data)
+        size = self._write(Path(after.path), data) + (self.home / after.thumb).stat().st_size
         self.db.execute("UPDATE frames SET kind = ?, boxes = ?, bytes = ? WHERE id = ?",
-                        (kind, _boxes_json(boxes), size + thumb_bytes, after.id))
+                        (kind, _boxes_json(boxes), size, after.id))
 
 
 def _boxes_json(boxes: tuple[Box, ...]) -> str:
