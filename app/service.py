@@ -64,7 +64,8 @@ def build_capture(memlane: Memlane, environ: Mapping[str, str] | None = None,
         PauseSwitch(settings.capture_dir),
         Exclusions(settings.capture_excluded_apps, settings.capture_excluded_titles),
         CaptureRules(settings.capture_min_change, settings.capture_skip_idle_seconds,
-                     settings.capture_skip_locked, settings.capture_vault_secrets),
+                     settings.capture_skip_locked, settings.capture_vault_secrets,
+                     settings.capture_churn_seconds),
         memlane.ingest, settings.batch_size)
 
 

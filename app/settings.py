@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     capture_skip_idle_seconds: float = Field(300.0, ge=0)
     """No capture after this long without keyboard or mouse input (0: capture anyway)."""
     capture_skip_locked: bool = True
+    capture_churn_seconds: float = Field(15.0, ge=0)
+    """While the whole screen changes on every look (video, fast scrolling), it is read at
+    most this often; 0 reads every change."""
     capture_excluded_apps: tuple[str, ...] = (
         "keepassxc", "keepass", "keepass2", "1password", "bitwarden", "lastpass", "enpass",
         "dashlane", "proton pass", "seahorse", "kwalletmanager5", "kwalletmanager")

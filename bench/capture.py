@@ -70,14 +70,20 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def stored(memlane: Any) -> int:
-    """Bytes the memory takes on disk, its write-ahead log folded in first."""
+def stored(memlane: Any) -> dict[str, int]:
+    """Bytes the memory takes on disk by what holds them (frames, the SQLite database,
+    the vector index), its write-ahead log folded in first."""
     import sqlite3
 
     with sqlite3.connect(memlane.settings.db_path, timeout=30) as own:  # not the worker's
         own.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     home = memlane.settings.home
-    return sum(f.stat().st_size for f in home.rglob("*") if f.is_file())
+    out: dict[str, int] = {}
+    for f in home.rglob("*"):
+        if f.is_file():
+            part = f.relative_to(home).parts[0].split(".")[0]
+            out[part] = out.get(part, 0) + f.stat().st_size
+    return out
 
 
 def p50(values: Sequence[float]) -> float:
@@ -112,7 +118,8 @@ def measure(display: str, scenario: str, seconds: float, interval: float) -> dic
             runner.join()  # the last flush included
             cpu, wall = cpu_seconds() - started_cpu, time.monotonic() - started
             stats, frames = service.capture.stats, service.capture.frames
-            disk = stored(memlane) - disk_before
+            disk = {part: size - disk_before.get(part, 0)
+                    for part, size in stored(memlane).items()}
             result = {
                 "cpu_seconds_per_minute": round(cpu / wall * 60, 2),
                 "percent_of_one_core": round(100 * cpu / wall, 2),
@@ -122,7 +129,10 @@ def measure(display: str, scenario: str, seconds: float, interval: float) -> dic
                 "ocr_ms_p50": p50(stats.ocr_ms), "ocr_ms_max": round(max(stats.ocr_ms or [0]), 1),
                 "frame_bytes_per_hour": round(frames.total_bytes() / max(1, stats.kept)
                                               * (stats.kept - kept_before) / wall * 3600),
-                "stored_bytes_per_hour": round(max(0, disk) / wall * 3600),
+                "stored_bytes_per_hour": round(max(0, sum(disk.values())) / wall * 3600),
+                "stored_bytes_per_hour_by_part": {part: round(size / wall * 3600)
+                                                  for part, size in sorted(disk.items())},
+                "records": memlane.stores.counts(),
                 "seconds": round(wall, 1), "errors": stats.errors,
             }
         finally:

@@ -86,6 +86,9 @@ class CaptureRules:
     skip_locked: bool = True
     vault_secrets: bool = False
     """Whether secrets read off the screen go to the knowledge vault (else nowhere)."""
+    churn_seconds: float = 15.0
+    """While the whole screen changes on every look (video, fast scrolling, flipping
+    pages), it is read at most this often (0: every time)."""
 
 
 @dataclass
@@ -116,6 +119,8 @@ class _Monitor:
     """The text on the screen as last read, with where it is."""
     secrets: list[Box] = field(default_factory=list)
     """Where secrets still are on the screen (blacked out of every stored picture)."""
+    whole_at: datetime | None = None
+    """When the last kept frame was a change of the whole screen (else None)."""
 
 
 class ScreenCapture:
@@ -138,7 +143,7 @@ class ScreenCapture:
     # -- the capture thread -----------------------------------------------------------------
     def tick(self, monitor: int) -> Future | str:
         """Look at one monitor once: the future of a kept frame's storing, or why it was
-        skipped ("paused", "locked", "idle", "excluded", "unchanged")."""
+        skipped ("paused", "locked", "idle", "excluded", "unchanged", "churning")."""
         reason, window = self._skip_reason()
         if reason:
             self.stats.skip(reason)
@@ -147,20 +152,31 @@ class ScreenCapture:
         rgb = self.grabber.grab(monitor)
         grabbed = time.perf_counter()
         small = small_gray(rgb)
+        at = self.clock()
         with self._lock:
             state = self._monitors.setdefault(monitor, _Monitor())
             before = state.small
-            changed = difference(before, small)
-            if changed < self.rules.min_change:
-                self.stats.skip("unchanged")
+            if difference(before, small) < self.rules.min_change:
+                reason = "unchanged"
+            else:
+                boxes = changed_boxes(before, small, rgb.shape[1], rgb.shape[0])
+                whole = boxes == [Box(0, 0, rgb.shape[1], rgb.shape[0])]
+                reason = "churning" if whole and self._churning(state, at) else None
+            if reason:
+                self.stats.skip(reason)
                 self._time(started, grabbed)
-                return "unchanged"
-            state.small = small
-        boxes = changed_boxes(before, small, rgb.shape[1], rgb.shape[0])
+                return reason
+            state.small, state.whole_at = small, at if whole else None
         self._time(started, grabbed)
-        at = self.clock()
         return self._worker.submit(self._keep, monitor, at, window, np.array(rgb),
                                    None if before is None else boxes)
+
+    def _churning(self, state: _Monitor, at: datetime) -> bool:
+        """Whether a whole-screen change comes too soon after the last one. A skipped look
+        leaves the last kept frame as it was, so the page the screen settles on is read at
+        most `churn_seconds` after the last read."""
+        return (state.small is not None and state.whole_at is not None
+                and (at - state.whole_at).total_seconds() < self.rules.churn_seconds)
 
     def _skip_reason(self) -> tuple[str | None, Window | None]:
         if self.pause.paused:
