@@ -66,16 +66,22 @@ def build_capture(memlane: Memlane, environ: Mapping[str, str] | None = None,
         CaptureRules(settings.capture_min_change, settings.capture_skip_idle_seconds,
                      settings.capture_skip_locked, settings.capture_vault_secrets,
                      settings.capture_churn_seconds),
-        memlane.ingest, settings.batch_size)
+        memlane.ingest, settings.batch_size, settings.capture_episode_seconds)
 
 
 def forget_frame(memlane: Memlane, frames: FrameStore, frame_id: str) -> int:
-    """Delete a frame, its files, its event and every memory derived only from it; the
-    number of memories deleted."""
+    """Delete a frame, its files, and every memory derived only from it; the number of
+    memories deleted. The other frames of its episode make a new episode without it."""
+    from capture.screen import hand_over, screen_episodes
+
     with memlane.db.transaction():
         frame = frames.delete(frame_id)
+        rest = frames.requeue(frame.event_id) if frame.event_id else []
         removed = memlane.stores.delete_events([frame.event_id], actor="user") \
             if frame.event_id else 0
+    settings = memlane.settings
+    hand_over(frames, screen_episodes(rest, settings.capture_episode_seconds), memlane.ingest,
+              settings.batch_size)
     memlane.sync()
     return removed
 
@@ -134,7 +140,7 @@ class CaptureService:
             seconds = settings.capture_monitor_intervals.get(monitor, settings.capture_interval)
             self.scheduler.add_job(self._tick, "interval", args=[monitor], seconds=seconds,
                                    id=f"capture-{monitor}", next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self.capture.flush, "interval",
+        self.scheduler.add_job(self.capture.flush, "interval", args=[True],
                                seconds=settings.capture_flush_seconds, id="flush")
         self.scheduler.add_job(self.retention, "interval", minutes=RETENTION_MINUTES,
                                id="retention", next_run_time=datetime.now(UTC))

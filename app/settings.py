@@ -84,12 +84,15 @@ class Settings(BaseSettings):
     """Window-title patterns (regular expressions, case-insensitive) never captured."""
     capture_vault_secrets: bool = False
     """Keep secrets read off the screen in the knowledge vault (else they go nowhere)."""
+    capture_episode_seconds: float = Field(60.0, gt=0)
+    """Frames of one window become one screen episode in memory for at most this long."""
     capture_flush_seconds: float = Field(60.0, gt=0)
     """Seconds between hand-overs of captured text to memory (also every `batch_size`)."""
     capture_on_start: bool = True
     """Whether `memlane start` (and so `make run`) starts the capture service."""
     frame_quality: int = Field(60, ge=1, le=100)
-    """WebP quality of stored frames."""
+    """WebP quality of thumbnails, and of frames that are mostly photo or video (frames of
+    text and flat colour are stored lossless, which is smaller for them)."""
     frame_keyframe_every: int = Field(120, ge=1)
     frames_keep_days: float = Field(30.0, gt=0)
     frames_max_mb: float = Field(2000.0, gt=0)

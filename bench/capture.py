@@ -27,24 +27,28 @@ from typing import Any
 from bench.report import publish
 
 SCENARIOS = ("static", "typical", "full")
-WORDS = ("harbour permit invoice meeting ferry schedule budget draft review design memory "
-         "capture window report quarterly pineapple shipment Thursday Oskar Pemba notes "
-         "project deadline customer release version backlog agenda summary").split()
 MIX_HOURS_A_DAY = {"static": 4.0, "typical": 3.5, "full": 0.5}
 """The 'typical mix' of a working day, in hours of each kind of screen (the rest of the
 day the screen is locked or idle, which capture skips)."""
 
 
-def sentence(rng: random.Random, words: int = 9) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize()
+def prose() -> list[str]:
+    """Lines of real prose to show: Python's own documentation (`pydoc_data`), so the text
+    read off the screen has the words and names of real writing, not a random word soup."""
+    from pydoc_data.topics import topics
+
+    return [line.strip() for topic in topics.values() for line in topic.splitlines()
+            if len(line.strip()) >= 40 and line[:1] not in " |+="]
 
 
 def drive(display: str, scenario: str, interval: float) -> None:
-    """Show a window and change it as the scenario says, every `interval` seconds."""
+    """Show a window and change it as the scenario says, every `interval` seconds: three
+    lines rewritten ("typical"), or the next page of a document ("full")."""
     from capture.xvfb import TextWindow
 
-    rng = random.Random(7)
-    window = TextWindow(display, "Notes - Editor", [sentence(rng) for _ in range(12)],
+    rng, lines = random.Random(7), prose()
+    at = rng.randrange(len(lines) - 100)
+    window = TextWindow(display, "Notes - Editor", lines[at:at + 12],
                         width=1920, height=1080, font_size=18)
     page = 0
     while True:
@@ -54,14 +58,15 @@ def drive(display: str, scenario: str, interval: float) -> None:
             time.sleep(0.05)
         if scenario == "typical":  # a few lines edited
             for label in rng.sample(window.labels, 3):
-                label.configure(text=sentence(rng))
-        elif scenario == "full":  # a different page each time
+                label.configure(text=rng.choice(lines))
+        elif scenario == "full":  # the next page
             page += 1
-            window.set_title(f"Document {page} - Reader")
-            for label in window.labels:
-                label.configure(text=sentence(rng))
+            window.set_title(f"Python reference, page {page} - Reader")
+            at = rng.randrange(len(lines) - 100)
             for _ in range(14 - len(window.labels)):
-                window.add(sentence(rng))
+                window.add("")
+            for label, line in zip(window.labels, lines[at:at + 14], strict=True):
+                label.configure(text=line)
         window.show()
 
 

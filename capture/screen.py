@@ -22,15 +22,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from capture.desktop import Window
-from capture.frames import Box, changed_boxes, difference, small_gray
+from capture.frames import CELL, Box, changed_boxes, changed_cells, difference, small_gray
 from capture.ocr import OCR, Line, read_regions
 from capture.privacy import Exclusions, PauseSwitch, black_out, redact
-from capture.shots import FrameStore
+from capture.shots import Frame, FrameStore
 from memory.events import Event
 
 log = logging.getLogger(__name__)
 SCREEN = "screen"
 """The source and actor of screen events."""
+TURNED_PAGE = 0.5
+"""Share of the text on screen (by line area) that a change must rewrite to turn the page."""
+REWRITTEN_LINE = 0.25
+"""Share of a line's cells that change when the line is rewritten."""
 BROWSERS = re.compile(r"firefox|chrom|brave|vivaldi|opera|epiphany|midori|qutebrowser|edge",
                       re.IGNORECASE)
 
@@ -119,8 +123,11 @@ class _Monitor:
     """The text on the screen as last read, with where it is."""
     secrets: list[Box] = field(default_factory=list)
     """Where secrets still are on the screen (blacked out of every stored picture)."""
+    thumbnail_at: datetime | None = None
+    """When the last thumbnail was kept (one per window and episode length)."""
+    thumbnail_window: Window | None = None
     whole_at: datetime | None = None
-    """When the last kept frame was a change of the whole screen (else None)."""
+    """When the last kept frame changed the whole screen or turned its page (else None)."""
 
 
 class ScreenCapture:
@@ -129,10 +136,12 @@ class ScreenCapture:
     def __init__(self, desktop: Desktop, grabber: Grabber, ocr: OCR, frames: FrameStore,
                  pause: PauseSwitch, exclusions: Exclusions, rules: CaptureRules,
                  write: Callable[[list[Event]], object], batch_size: int = 20,
+                 episode_seconds: float = 60.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.desktop, self.grabber, self.ocr, self.frames = desktop, grabber, ocr, frames
         self.pause, self.exclusions, self.rules = pause, exclusions, rules
         self.write, self.batch_size, self.clock = write, batch_size, clock
+        self.episode_seconds = episode_seconds
         self.stats = Stats()
         self._monitors: dict[int, _Monitor] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memlane-memory")
@@ -160,7 +169,9 @@ class ScreenCapture:
                 reason = "unchanged"
             else:
                 boxes = changed_boxes(before, small, rgb.shape[1], rgb.shape[0])
-                whole = boxes == [Box(0, 0, rgb.shape[1], rgb.shape[0])]
+                whole = before is not None and (
+                    boxes == [Box(0, 0, rgb.shape[1], rgb.shape[0])]
+                    or turned_page(state.lines, changed_cells(before, small)))
                 reason = "churning" if whole and self._churning(state, at) else None
             if reason:
                 self.stats.skip(reason)
@@ -218,17 +229,21 @@ class ScreenCapture:
             kept = [Line("[REDACTED]" if line.box in redaction.secret_boxes else line.text,
                          line.box, line.score) for line in fresh]
             frame_id = self.frames.frame_id(monitor, at)
-            event = screen_event(at, window, redaction.text, frame_id) \
-                if redaction.text.strip() else None
+            text = redaction.text if redaction.text.strip() else ""
+            vaulted = bool(text) and self.rules.vault_secrets and bool(redaction.secret_boxes)
+            thumb = state.thumbnail_at is None or state.thumbnail_window != window or \
+                (at - state.thumbnail_at).total_seconds() >= self.episode_seconds
             self.frames.save(monitor, at, window, black_out(rgb, state.secrets), boxes, kept,
-                             redaction.text, event.id if event else None)
-            if event is None or (self.rules.vault_secrets and redaction.secret_boxes):
-                # nothing to remember, or secrets the user wants in the vault: the raw text
-                # goes to the write path now (it redacts and vaults) and is never stored
-                if event is not None:
-                    self.write([screen_event(at, window, redaction.raw_text, frame_id)])
+                             text, with_thumbnail=thumb)
+            if thumb:
+                state.thumbnail_at, state.thumbnail_window = at, window
+            if vaulted:  # the user wants secrets in the vault: the raw text goes to the
+                # write path now (it redacts and vaults) and is never stored
+                self.write([screen_event(at, window, redaction.raw_text, frame_id)])
+            if vaulted or not text:  # nothing waits for a flush
+                event_id = screen_event(at, window, text, frame_id).id if vaulted else None
                 with self.frames.db.transaction():
-                    self.frames.mark_flushed([frame_id])
+                    self.frames.mark_flushed([frame_id], event_id)
             else:
                 self.unflushed += 1
             self.stats.kept += 1
@@ -240,22 +255,24 @@ class ScreenCapture:
             raise
 
     # -- into memory ------------------------------------------------------------------------
-    def flush(self) -> int:
-        """Hand the stored frames' text to memory, `batch_size` events at a time (on the
-        worker, after the frames queued before it); the number of events handed over."""
-        return self.run(self._flush)
+    def flush(self, wait_open: bool = False) -> int:
+        """Hand the stored frames' text to memory as episodes (on the worker, after the
+        frames queued before it), `batch_size` at a time; the number of episodes handed
+        over. With `wait_open` (the scheduled flush), an episode that may still grow waits
+        for a later flush."""
+        return self.run(lambda: self._flush(wait_open))
 
-    def _flush(self) -> int:
-        handed = 0
-        while batch := self.frames.pending(self.batch_size):
-            events = [screen_event(f.captured_at, Window(f.app, f.title), f.text, f.id)
-                      for f in batch]
-            self.write(events)
-            with self.frames.db.transaction():
-                self.frames.mark_flushed([f.id for f in batch])
-            handed += len(events)
-        self.unflushed = 0
-        return handed
+    def _flush(self, wait_open: bool) -> int:
+        pending = self.frames.pending()
+        episodes = screen_episodes(pending, self.episode_seconds)
+        if wait_open:
+            now = self.clock()
+            last = {e[0].monitor: e for e in episodes}  # the newest episode of each monitor
+            episodes = [e for e in episodes if e is not last[e[0].monitor]
+                        or (now - e[0].captured_at).total_seconds() >= self.episode_seconds]
+        hand_over(self.frames, episodes, self.write, self.batch_size)
+        self.unflushed = len(pending) - sum(len(frames) for frames in episodes)
+        return len(episodes)
 
     def run(self, work: Callable[[], Any]) -> Any:
         """Run `work` on the worker thread (every memory write happens there)."""
@@ -263,6 +280,61 @@ class ScreenCapture:
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
+
+
+def screen_episodes(frames: list[Frame], seconds: float) -> list[list[Frame]]:
+    """Frames (oldest first) in episodes: the frames of one monitor while one window was in
+    front, for at most `seconds` from the first. Only the frames decide where an episode
+    ends, so the same frames always make the same episodes (a flush repeated after a crash
+    writes nothing twice)."""
+    episodes: list[list[Frame]] = []
+    open_: dict[int, list[Frame]] = {}
+    for frame in frames:
+        current = open_.get(frame.monitor)
+        if current is None or (frame.app, frame.title) != (current[0].app, current[0].title) \
+                or (frame.captured_at - current[0].captured_at).total_seconds() >= seconds:
+            current = open_[frame.monitor] = []
+            episodes.append(current)
+        current.append(frame)
+    return episodes
+
+
+def hand_over(frames: FrameStore, episodes: list[list[Frame]],
+              write: Callable[[list[Event]], object], batch_size: int) -> None:
+    """Write episodes to memory `batch_size` at a time, marking their frames as held. A
+    crash in between leaves the frames pending, and the same episodes are written again
+    (the write path skips the events it holds)."""
+    for start in range(0, len(episodes), batch_size):
+        batch = episodes[start:start + batch_size]
+        events = [episode_event(frames) for frames in batch]
+        write(events)
+        with frames.db.transaction():
+            for held, event in zip(batch, events, strict=True):
+                frames.mark_flushed([f.id for f in held], event.id)
+
+
+def episode_event(frames: list[Frame]) -> Event:
+    """One event for an episode: the window's title, then each line new in it, once."""
+    first = frames[0]
+    lines = dict.fromkeys(line for f in frames for line in f.text.splitlines() if line.strip())
+    return screen_event(first.captured_at, Window(first.app, first.title), "\n".join(lines),
+                        first.id)
+
+
+def turned_page(lines: list[Line], changed: np.ndarray) -> bool:
+    """Whether a change (a grid of changed cells) rewrote most of the text that was on the
+    screen (a new page, a scroll, another window), by the area of the lines it rewrote."""
+    area = sum(line.box.area for line in lines)
+    rewritten = sum(line.box.area for line in lines if rewritten_share(line.box, changed)
+                    >= REWRITTEN_LINE)
+    return area > 0 and rewritten >= TURNED_PAGE * area
+
+
+def rewritten_share(box: Box, changed: np.ndarray) -> float:
+    """The share of a box's cells that changed (a line whose neighbour changed shares a
+    row of cells with it at most)."""
+    cells = changed[box.top // CELL:-(-box.bottom // CELL), box.left // CELL:-(-box.right // CELL)]
+    return float(cells.mean()) if cells.size else 0.0
 
 
 def screen_event(at: datetime, window: Window | None, text: str, frame_id: str) -> Event:

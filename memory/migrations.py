@@ -225,6 +225,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX frames_pending ON frames(flushed) WHERE flushed = 0;
         """,
     ),
+    (
+        "0007_frames_by_event",
+        """
+        -- Frames are handed to memory as episodes (one event for a window's minute), so
+        -- many frames share an event: find them from it (click-through, forgetting).
+        CREATE INDEX frames_event ON frames(event_id);
+        """,
+    ),
 )
 
 

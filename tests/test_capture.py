@@ -114,7 +114,38 @@ def test_only_the_change_is_read_and_text_is_not_stored_twice(capture_of,
     assert all(box.area < 0.5 * 1280 * 720 for box in second.boxes)
     assert "Oskar" in second.text and "Zanzibar" not in second.text
     rebuilt = capture.frames.image(second.id)  # the key frame with the patch pasted on
-    assert np.abs(rebuilt.astype(int) - grabbed.astype(int)).mean() < 3
+    assert np.array_equal(rebuilt, grabbed)  # text is stored lossless
+
+
+def test_a_windows_frames_make_one_episode_until_another_window(capture_of,
+                                                                window: TextWindow) -> None:
+    memlane, capture = capture_of()
+    first = kept(capture.tick(1))
+    window.add("The ferry to Pemba leaves at noon")
+    second = capture.frames.get(kept(capture.tick(1)))
+    window.set_title("Travel - Notes")
+    window.add("Book the hotel in Stone Town")
+    third = capture.frames.get(kept(capture.tick(1)))
+    assert not second.thumb and capture.frames.thumbnail_of(second).id == first
+    assert third.thumb  # a thumbnail for each window and minute
+
+    assert capture.flush(wait_open=True) == 1  # the travel episode may still grow
+    assert capture.unflushed == 1
+    assert capture.flush() == 1
+    planning, travel = sorted(memlane.stores.iter_all("episodic"), key=lambda r: r.occurred_at)
+    assert "Quarterly planning" in planning.search_text
+    assert "Zanzibar" in planning.search_text and "Pemba" in planning.search_text
+    assert "Stone Town" in travel.search_text and "Zanzibar" not in travel.search_text
+    assert capture.flush() == 0
+
+
+def test_an_episode_lasts_at_most_its_length(capture_of, window: TextWindow) -> None:
+    memlane, capture = capture_of(capture_episode_seconds=0.001)
+    kept(capture.tick(1))
+    window.add("The ferry to Pemba leaves at noon")
+    kept(capture.tick(1))
+    assert capture.flush(wait_open=True) == 2
+    assert memlane.stores.counts()["episodic"] == 2
 
 
 def test_an_excluded_window_is_not_captured(capture_of, window: TextWindow) -> None:
@@ -166,17 +197,17 @@ def test_deleting_a_frame_deletes_what_came_only_from_it(capture_of,
     grabbed = capture.grabber.grab(1).copy()
     second = kept(capture.tick(1))
     capture.flush()
-    before = memlane.stores.counts()["episodic"]
+    assert memlane.stores.counts()["episodic"] == 1  # one window's minute: one episode
 
     forget_frame(memlane, capture.frames, first)
-    assert memlane.stores.counts()["episodic"] == before - 1
+    assert memlane.stores.counts()["episodic"] == 1  # made again from the second frame
     assert not memlane.retriever.search("Zanzibar pineapple", 5).hits or all(
         "Zanzibar" not in hit.record.search_text
         for hit in memlane.retriever.search("Zanzibar pineapple", 5).hits)
     assert not list((memlane.settings.home / "frames").rglob(f"{first}*"))
     rebuilt = capture.frames.image(second)  # the later frame is still whole
     assert capture.frames.get(second).kind == "key"
-    assert np.abs(rebuilt.astype(int) - grabbed.astype(int)).mean() < 3
+    assert np.array_equal(rebuilt, grabbed)
     assert any("Pemba" in hit.record.search_text
                for hit in memlane.retriever.search("ferry Pemba", 5).hits)
 
