@@ -6,8 +6,18 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from app.errors import InvalidInput
+
+SETTINGS_FILE = "settings.json"
+"""Settings changed in the dashboard, in the data folder; the environment still wins."""
 
 
 def data_dir() -> Path:
@@ -98,6 +108,18 @@ class Settings(BaseSettings):
     frames_max_mb: float = Field(2000.0, gt=0)
     """Stored frames past this total size are deleted oldest first (and past the age)."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Given values first, then `MEMLANE_*` variables, then the data folder's
+        settings.json (what the user chose in the dashboard)."""
+        home = init_settings().get("home") or env_settings().get("home") or data_dir()
+        return (init_settings, env_settings,
+                JsonConfigSettingsSource(settings_cls, json_file=Path(home) / SETTINGS_FILE))
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
@@ -114,3 +136,24 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.home / "chroma"
+
+
+def save_settings(settings: Settings, changes: dict[str, object]) -> Settings:
+    """Keep changed settings in the data folder's settings.json, after checking them
+    together: a bad value is an `InvalidInput` naming it, and nothing is written. The new
+    settings are returned; running services take them when they restart."""
+    import json
+
+    path = settings.home / SETTINGS_FILE
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    merged = {**saved, **changes}
+    try:
+        updated = Settings(**{**settings.model_dump(), **merged})
+    except ValidationError as bad:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in bad.errors())
+        raise InvalidInput(f"not saved: {problems}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(merged, indent=1, default=str))
+    os.replace(partial, path)
+    return updated

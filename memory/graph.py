@@ -103,6 +103,35 @@ class _Passage:
     facts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Node:
+    name: str
+    score: float
+    """How much the query is about it (1.0: named in it)."""
+    mentions: int
+
+
+@dataclass(frozen=True)
+class Edge:
+    a: str
+    b: str
+    kind: str
+    """"fact" (a sentence joins them) or "synonym" (they mean about the same)."""
+    facts: tuple[str, ...]
+    record_ids: tuple[str, ...]
+    """The memories that name both ends (the first `EDGE_MEMORIES`)."""
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+
+EDGE_MEMORIES = 5
+_NONE = _Passage("", "", None, -1, (), ())
+
+
 class GraphIndex:
     """Entity/passage graph kept in memory, persisted as its inputs in SQLite."""
 
@@ -301,6 +330,43 @@ class GraphIndex:
                     found.append((self.passage_ids[node], float(scores[node])))
             start += BEST_WINDOW
         return found
+
+    def around(self, query: str, size: int = 16) -> Neighbourhood:
+        """The part of the graph a query is about, for people to look at: the entities it
+        links to (`link`), the entities joined to them by facts or as synonyms, the edges
+        among them, and the memories behind each edge (passages naming both ends)."""
+        if not self.entity_names:
+            return Neighbourhood((), ())
+        seeds = sorted(self.link(self.vectors.embeddings([query])[0], query).items(),
+                       key=lambda item: -item[1])[:max(1, size // 3)]
+        adjacency, entities = self._adjacency(), len(self.entity_names)
+        chosen = dict(seeds)
+        for seed, score in seeds:
+            row = slice(adjacency.indptr[seed], adjacency.indptr[seed + 1])
+            near = [(int(e), float(w)) for e, w in zip(adjacency.indices[row],
+                                                        adjacency.data[row], strict=True)
+                    if e < entities and self.mentions[e]]
+            for entity, weight in sorted(near, key=lambda item: -item[1])[:size // 3]:
+                if len(chosen) < size:
+                    chosen.setdefault(entity, score * min(1.0, weight) / 2)
+        edges = []
+        for a in chosen:
+            row = slice(adjacency.indptr[a], adjacency.indptr[a + 1])
+            for b in adjacency.indices[row]:
+                if a < b and b in chosen:
+                    edges.append(self._edge(int(a), int(b)))
+        nodes = tuple(Node(self.entity_names[e], round(score, 3), self.mentions[e])
+                      for e, score in sorted(chosen.items(), key=lambda item: -item[1]))
+        return Neighbourhood(nodes, tuple(edges))
+
+    def _edge(self, a: int, b: int) -> Edge:
+        both = np.flatnonzero(self._mentioning(a) & self._mentioning(b))
+        pair = {(a, b), (b, a)}
+        facts = sorted({text for node in both for text in (self.passages[node] or _NONE).facts
+                        if self.fact_nodes[self.facts[text]] in pair})
+        kind = "fact" if (a, b) in self.fact_edges or (b, a) in self.fact_edges else "synonym"
+        return Edge(self.entity_names[a], self.entity_names[b], kind, tuple(facts),
+                    tuple(self.passage_ids[node] for node in both[:EDGE_MEMORIES]))
 
     def neighbours_of(self, name: str) -> list[tuple[float, str]]:
         """An entity's synonym list (similarity, name), best first."""

@@ -81,6 +81,15 @@ class Stores:
         )
         return {row["id"]: json.loads(row["metadata"]) for row in rows}
 
+    def derived_from(self, event_ids: Iterable[str]) -> list[Record]:
+        """Every record any of these events went into, oldest first."""
+        ids = list(event_ids)
+        rows = self.db.execute(f"SELECT DISTINCT record_id FROM provenance WHERE event_id IN "
+                               f"({','.join('?' * len(ids))})", ids)
+        found = self.get_many(row[0] for row in rows)
+        return sorted(found.values(), key=lambda r: (r.occurred_at is None, r.occurred_at or 0,
+                                                     r.id))
+
     def derived_only_from(self, event_ids: Iterable[str]) -> list[str]:
         """The records every source event of which is among these events: what deleting
         the events must delete too (a record also backed by another event stays)."""
@@ -184,11 +193,17 @@ class Stores:
                 found[row["id"]] = self._record(STORES[store], row, provenance.get(row["id"], ()))
         return found
 
-    def list(self, store: str, limit: int = 50, offset: int = 0) -> list[Record]:
+    def list(self, store: str, limit: int = 50, offset: int = 0,
+             since: datetime | None = None, until: datetime | None = None,
+             oldest_first: bool = False) -> list[Record]:
+        """A store's records, newest first (or oldest), optionally those that happened in
+        [since, until)."""
         spec = self.spec(store)
+        when = "coalesce(occurred_at, created_at)"
         rows = self.db.execute(
-            f"SELECT * FROM {store} ORDER BY coalesce(occurred_at, created_at) DESC, id "
-            "LIMIT ? OFFSET ?", (limit, offset),
+            f"SELECT * FROM {store} WHERE {when} >= ? AND {when} < ? "
+            f"ORDER BY {when} {'ASC' if oldest_first else 'DESC'}, id LIMIT ? OFFSET ?",
+            (iso(since) if since else "", iso(until) if until else "\uffff", limit, offset),
         ).fetchall()
         provenance = self._provenance(row["id"] for row in rows)
         return [self._record(spec, row, provenance.get(row["id"], ())) for row in rows]
