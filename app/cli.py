@@ -332,9 +332,10 @@ def models_packages(names: list[str]) -> None:
 
 
 @app.command()
-def start() -> None:
-    """Start screen capture in the background, open the memory and search it interactively
-    (the dashboard arrives in a later release)."""
+def start(port: Annotated[int, typer.Option(help="The dashboard's port on 127.0.0.1")] = 8501,
+          ) -> None:
+    """Start screen capture in the background and serve the dashboard (Ctrl-C stops the
+    dashboard; capture goes on until `memlane capture stop`)."""
     from app.errors import CaptureUnavailable
     from app.service import start_background
 
@@ -342,25 +343,28 @@ def start() -> None:
     if settings.capture_on_start:
         try:
             pid = start_background(settings)
-            console.print(f"Screen capture is running (pid {pid}); `memlane capture pause` "
-                          f"pauses it.")
+            console.print(f"Screen capture is running (pid {pid}); pause it on the "
+                          f"dashboard or with `memlane capture pause`.")
         except CaptureUnavailable as off:
             console.print(f"[yellow]{escape(str(off))}[/yellow] Everything else works.")
-    with opened() as memlane:
-        from app.maintenance import stats as gather
+    dashboard(port)
 
-        facts = gather(memlane)
-        console.print(f"Memlane is ready: {facts['counts']['events']} events remembered in "
-                      f"{facts['home']}.")
-        if not sys.stdin.isatty():
-            console.print("Import with `memlane import PATH`, search with `memlane search TEXT`.")
-            return
-        console.print("Type a question to search your memory; an empty line quits.")
-        while query := console.input("[bold]search>[/bold] ").strip():
-            for number, hit in enumerate(memlane.retriever.search(query, 5).hits, start=1):
-                when = hit.record.occurred_at.date() if hit.record.occurred_at else ""
-                console.print(f"{number}. [dim]{when} {hit.record.store}[/dim] "
-                              f"{snippet(hit.record.search_text)}")
+
+@app.command()
+def dashboard(port: Annotated[int, typer.Option(help="The port on 127.0.0.1")] = 8501) -> None:
+    """Serve the browser dashboard on this computer only (127.0.0.1)."""
+    from ui.dashboard.serve import serve
+
+    console.print(f"Memlane's dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)")
+    serve(port)
+
+
+@app.command()
+def gui() -> None:
+    """The desktop app: a tray icon with capture, search, chat and the dashboard."""
+    from ui.desktop import main as desktop
+
+    raise typer.Exit(desktop())
 
 
 @capture_app.command("start")

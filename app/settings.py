@@ -152,6 +152,9 @@ def save_settings(settings: Settings, changes: dict[str, object]) -> Settings:
     except ValidationError as bad:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in bad.errors())
         raise InvalidInput(f"not saved: {problems}") from None
+    from capture.privacy import Exclusions
+
+    Exclusions(updated.capture_excluded_apps, updated.capture_excluded_titles)  # patterns
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(merged, indent=1, default=str))

@@ -43,3 +43,32 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="ignore")
     return "" if value is None else str(value)
+
+
+# A small LoCoMo conversation: two sessions, two speakers, one API key said aloud.
+CONVERSATION = {
+    "speaker_a": "Caroline",
+    "speaker_b": "Melanie",
+    "session_1_date_time": "1:56 pm on 8 May, 2023",
+    "session_1": [
+        {"speaker": "Caroline", "dia_id": "D1:1",
+         "text": "Hey Mel! I went to the support group yesterday and it was really moving."},
+        {"speaker": "Melanie", "dia_id": "D1:2",
+         "text": "That's great! I painted a sunset over the lake with my kids last week."},
+        {"speaker": "Caroline", "dia_id": "D1:3",
+         "text": f"Before I forget, the openai key for our project is {OPENAI_KEY}"},
+        {"speaker": "Melanie", "dia_id": "D1:4",
+         "text": "Thanks. By the way, Quentin Tarrow opened a bakery in Lisbon."},
+    ],
+    "session_2_date_time": "7:30 pm on 25 May, 2023",
+    "session_2": [
+        {"speaker": "Caroline", "dia_id": "D2:1",
+         "text": "I am researching adoption agencies because I want to build a family."},
+        {"speaker": "Melanie", "dia_id": "D2:2",
+         "text": "We went camping at the lake and roasted marshmallows."},
+        {"speaker": "Caroline", "dia_id": "D2:3",
+         "text": "My grandmother gave me a necklace from Sweden."},
+        {"speaker": "Melanie", "dia_id": "D2:4",
+         "text": "Pottery class is my favourite way to relax these days."},
+    ],
+}

@@ -18,34 +18,8 @@ from typer.testing import CliRunner
 
 from app import cli
 from tests.conftest import MakeMemlane
-from tests.helpers import OPENAI_KEY, event
+from tests.helpers import CONVERSATION, OPENAI_KEY, event
 
-CONVERSATION = {
-    "speaker_a": "Caroline",
-    "speaker_b": "Melanie",
-    "session_1_date_time": "1:56 pm on 8 May, 2023",
-    "session_1": [
-        {"speaker": "Caroline", "dia_id": "D1:1",
-         "text": "Hey Mel! I went to the support group yesterday and it was really moving."},
-        {"speaker": "Melanie", "dia_id": "D1:2",
-         "text": "That's great! I painted a sunset over the lake with my kids last week."},
-        {"speaker": "Caroline", "dia_id": "D1:3",
-         "text": f"Before I forget, the openai key for our project is {OPENAI_KEY}"},
-        {"speaker": "Melanie", "dia_id": "D1:4",
-         "text": "Thanks. By the way, Quentin Tarrow opened a bakery in Lisbon."},
-    ],
-    "session_2_date_time": "7:30 pm on 25 May, 2023",
-    "session_2": [
-        {"speaker": "Caroline", "dia_id": "D2:1",
-         "text": "I am researching adoption agencies because I want to build a family."},
-        {"speaker": "Melanie", "dia_id": "D2:2",
-         "text": "We went camping at the lake and roasted marshmallows."},
-        {"speaker": "Caroline", "dia_id": "D2:3",
-         "text": "My grandmother gave me a necklace from Sweden."},
-        {"speaker": "Melanie", "dia_id": "D2:4",
-         "text": "Pottery class is my favourite way to relax these days."},
-    ],
-}
 TURNS = sum(len(CONVERSATION[f"session_{n}"]) for n in (1, 2))
 
 
