@@ -57,13 +57,15 @@ def day_episodes(memlane: Memlane, frames: FrameStore, day: date, limit: int = 5
     return episodes
 
 
-def activity(memlane: Memlane, days: int = 30, now: datetime | None = None,
+def activity(memlane: Memlane, days: int = 30, until: date | None = None,
              zone: tzinfo | None = None) -> list[tuple[date, int, int]]:
-    """(local day, hour, events) for every hour with events in the last `days` days."""
+    """(local day, hour, events) for every hour with events in the `days` days up to and
+    including `until` (today by default)."""
     zone = zone or local_zone()
-    since = (now or datetime.now(UTC)) - timedelta(days=days)
-    rows = memlane.db.execute("SELECT occurred_at FROM events WHERE occurred_at >= ?",
-                              (since.isoformat(),))
+    end = day_span(until or datetime.now(zone).date(), zone)[1]
+    rows = memlane.db.execute(
+        "SELECT occurred_at FROM events WHERE occurred_at >= ? AND occurred_at < ?",
+        ((end - timedelta(days=days)).isoformat(), end.isoformat()))
     counts: Counter[tuple[date, int]] = Counter()
     for (occurred,) in rows:
         moment = datetime.fromisoformat(occurred).astimezone(zone)

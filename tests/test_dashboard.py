@@ -170,6 +170,13 @@ def test_chat_streams_an_answer_with_its_sources(imported: Memlane) -> None:
     assert [turn["role"] for turn in log] == ["user", "assistant"]
     assert log[1]["text"].strip()  # the tiny model's words, streamed onto the page
     assert any(m.name == "assistant" for m in app.chat_message)
+    assert log[1]["sources"]  # what it cited, or else what it was shown
+
+    app.chat_input[0].set_value("And who gave it to her?").run()  # a follow-up
+    assert len(app.session_state["chat"]) == 4
+    app.button(key=f"cited-1-{log[1]['sources'][0][0]}").click().run()
+    assert app.session_state["open_record"] == log[1]["sources"][0][1]
+    assert "memory" in app.subheader[0].value  # opened on the Memories page
 
 
 def test_capture_settings_save_and_a_bad_pattern_changes_nothing(home: Path,

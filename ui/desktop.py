@@ -12,10 +12,11 @@ import sys
 import threading
 import webbrowser
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -40,22 +41,11 @@ if TYPE_CHECKING:
     from inference.assistant import Answer
 
 DASHBOARD_PORT = 8501
+ICON = Path(__file__).parent / "assets" / "memlane.png"
 
 
 def icon() -> QIcon:
-    """Memlane's mark, drawn (a blue disc with an M), so no image file is needed."""
-    pixmap = QPixmap(64, 64)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setBrush(QColor("#2563eb"))
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.drawEllipse(2, 2, 60, 60)
-    painter.setPen(QColor("white"))
-    painter.setFont(QFont("DejaVu Sans", 30, QFont.Weight.Bold))
-    painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "M")
-    painter.end()
-    return QIcon(pixmap)
+    return QIcon(str(ICON))
 
 
 def listening(port: int) -> bool:
@@ -270,7 +260,8 @@ class Desktop:
         from ui.dashboard.serve import start
 
         if not listening(self.port):
-            self.dashboard = start(self.port, self.settings.home / "logs" / "dashboard.log")
+            self.dashboard = start(self.port, self.settings.home,
+                                   self.settings.home / "logs" / "dashboard.log")
 
     def open_dashboard(self) -> None:
         import time

@@ -4,6 +4,7 @@ the core (`app`, `memory`, `capture`, `inference`) gives and hands actions back 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,10 @@ from ui.dashboard.shared import (
     streamed_answer,
     when,
 )
+
+DATED = re.compile(r"^\[[^\]]*\]\s*")
+"""The "[8 May 2023, 1:56 pm] " an episode's text starts with (the timeline shows the
+time already)."""
 
 
 # -- Home -------------------------------------------------------------------------------------
@@ -113,20 +118,26 @@ def timeline() -> None:
     st.title("Timeline")
     with memory() as memlane:
         latest = queries.latest_day(memlane)
-        busy = queries.activity(memlane, days=60)
+        busy = queries.activity(memlane, days=60, until=latest) if latest else []
     if latest is None:
         st.info("Your timeline is empty. Memories appear here as they are made: import "
                 "a conversation or let screen capture run.")
         return
     if busy:
-        frame = pd.DataFrame(busy, columns=["day", "hour", "events"])
-        chart = alt.Chart(frame).mark_rect().encode(
-            x=alt.X("day:T", title=None), y=alt.Y("hour:O", title="hour of day"),
-            color=alt.Color("events:Q", scale=alt.Scale(scheme="blues")),
-            tooltip=["day:T", "hour:O", "events:Q"]).properties(height=220)
-        st.altair_chart(chart, width="stretch")
-    else:
-        st.caption("Nothing in the last 60 days; pick an earlier day.")
+        frame = pd.DataFrame([(day.isoformat(), hour, n) for day, hour, n in busy],
+                             columns=["day", "hour", "events"])
+        pick = alt.selection_point(fields=["day"], name="pick")
+        chart = alt.Chart(frame).mark_rect(cornerRadius=2).encode(
+            x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-45)),
+            y=alt.Y("hour:O", title="hour of day", scale=alt.Scale(domain=list(range(24)))),
+            color=alt.Color("events:Q", scale=alt.Scale(scheme="blues"),
+                            legend=alt.Legend(format="d", title="events")),
+            tooltip=["day:O", "hour:O", "events:Q"]).add_params(pick).properties(height=300)
+        clicked = st.altair_chart(chart, width="stretch", on_select="rerun", key="activity")
+        chosen = clicked.selection.get("pick") if clicked else None
+        if chosen:  # a click on the chart opens that day
+            st.session_state["timeline-day"] = date.fromisoformat(chosen[0]["day"])
+        st.caption("Activity in the 60 days up to your newest memory; click a day to open it.")
     day = st.date_input("Day", value=latest, key="timeline-day")
     with memory() as memlane:
         episodes = queries.day_episodes(memlane, opened().frames, day)
@@ -140,9 +151,9 @@ def timeline() -> None:
             picture, words = st.columns([1, 4]) if episode.thumbnail else (None, st.container())
             if picture is not None and episode.thumbnail:
                 picture.image(str(settings().home / episode.thumbnail.thumb))
-            words.markdown(f"**{when(record.occurred_at)}** · {record.source}"
-                           + (f" · {episode.app}" if episode.app else ""))
-            words.write(snippet(record.search_text, 300))
+            words.markdown(f"**{record.occurred_at.astimezone():%H:%M}** · "
+                           f"{episode.app or record.source}")
+            words.write(snippet(DATED.sub("", record.search_text), 300))
             if words.button("Open", key=f"timeline-open-{number}"):
                 st.session_state["timeline-frame"] = episode.frame.id if episode.frame else None
                 open_record(record.id)
@@ -376,15 +387,19 @@ def graph() -> None:
     lines = pd.DataFrame([{"edge": i, "kind": e.kind, "x": layout[end][0], "y": layout[end][1]}
                           for i, e in enumerate(around.edges) for end in (e.a, e.b)])
     axis = alt.Axis(labels=False, ticks=False, grid=False, title=None, domain=False)
+    roomy = alt.Scale(padding=60, zero=False)  # labels at the edges stay inside
     chart = alt.Chart(nodes).mark_circle(opacity=0.9).encode(
-        x=alt.X("x:Q", axis=axis), y=alt.Y("y:Q", axis=axis),
-        size=alt.Size("mentions:Q", legend=None), color=alt.Color("relevance:Q", legend=None),
+        x=alt.X("x:Q", axis=axis, scale=roomy), y=alt.Y("y:Q", axis=axis, scale=roomy),
+        size=alt.Size("mentions:Q", legend=None, scale=alt.Scale(range=[120, 900])),
+        color=alt.Color("relevance:Q", legend=None, scale=alt.Scale(scheme="blues")),
         tooltip=["name", "mentions", "relevance"])
-    labels = alt.Chart(nodes).mark_text(dy=-12).encode(x="x:Q", y="y:Q", text="name")
+    labels = alt.Chart(nodes).mark_text(dy=-16, fontSize=13).encode(
+        x=alt.X("x:Q", scale=roomy), y=alt.Y("y:Q", scale=roomy), text="name")
     layers = [chart, labels]
     if not lines.empty:
-        layers.insert(0, alt.Chart(lines).mark_line(opacity=0.4).encode(
-            x="x:Q", y="y:Q", detail="edge:N", strokeDash="kind:N"))
+        layers.insert(0, alt.Chart(lines).mark_line(opacity=0.4, color="#64748b").encode(
+            x=alt.X("x:Q", scale=roomy), y=alt.Y("y:Q", scale=roomy), detail="edge:N",
+            strokeDash=alt.StrokeDash("kind:N", title="link")))
     st.altair_chart(alt.layer(*layers).interactive().properties(height=480),
                     width="stretch")
     st.subheader("What joins them")
@@ -404,45 +419,54 @@ def graph() -> None:
 
 # -- Chat -------------------------------------------------------------------------------------
 def chat() -> None:
-    from app.errors import ModelMissing
-
     st.title("Chat")
     log = st.session_state.setdefault("chat", [])
-    if not log:
+    question = st.chat_input("Ask your memory")
+    if not log and not question:
         st.info("Ask about your past: what you did, who said what, when something "
                 "happened. Answers cite the memories they come from.")
     for turn_number, turn in enumerate(log):
         with st.chat_message(turn["role"]):
             st.markdown(turn["text"])
-            cited_buttons(turn.get("cited", []), turn_number)
-    question = st.chat_input("Ask your memory")
+            sources(turn.get("sources", []), turn.get("cited", False), turn_number)
     if not question:
         return
-    log.append({"role": "user", "text": question})
     with st.chat_message("user"):
         st.markdown(question)
     with st.chat_message("assistant"):
         try:
-            with memory() as memlane:
-                memlane.llm()
-                assistant = opened().assistants.setdefault(
-                    st.session_state.setdefault("chat-session", f"dashboard-{id(log)}"),
-                    memlane.assistant(st.session_state["chat-session"]))
-                pieces, finished = streamed_answer(assistant, question)
-                st.write_stream(pieces)
-                answer = finished.result()
-        except ModelMissing as missing:
-            st.error(f"{missing}")
-            log.pop()
+            answer = ask(question)
+        except MemlaneError as failed:
+            st.error(str(failed))
             return
-        cited = [(c.number, c.record.id, c.line) for c in answer.memories
-                 if c.number in answer.cited]
-        cited_buttons(cited, len(log))
-    log.append({"role": "assistant", "text": answer.text, "cited": cited})
+        cited = [c for c in answer.memories if c.number in answer.cited]
+        shown = [(c.number, c.record.id, c.line) for c in (cited or answer.memories[:3])]
+        sources(shown, bool(cited), len(log) + 1)  # its place in the log
+    log += [{"role": "user", "text": question},
+            {"role": "assistant", "text": answer.text, "sources": shown, "cited": bool(cited)}]
 
 
-def cited_buttons(cited: list, turn_number: int) -> None:
-    for number, record_id, line in cited:
+def ask(question: str):
+    """The assistant's answer, streamed onto the page; one assistant per browser session,
+    so follow-up questions keep the conversation."""
+    held = opened()
+    session = st.session_state.setdefault("chat-session", f"dashboard-{id(st.session_state)}")
+    with memory() as memlane:
+        memlane.llm()
+        if session not in held.assistants:
+            held.assistants[session] = memlane.assistant(session)
+        pieces, finished = streamed_answer(held.assistants[session], question)
+        st.write_stream(pieces)
+        return finished.result()
+
+
+def sources(shown: list, cited: bool, turn_number: int) -> None:
+    """The memories an answer cites (or, when it cites none, the ones it was shown), each
+    a button that opens it."""
+    if not shown:
+        return
+    st.caption("Sources" if cited else "It cited nothing; the memories it looked at:")
+    for number, record_id, line in shown:
         if st.button(snippet(line, 140), key=f"cited-{turn_number}-{number}",
                      help="Open this memory"):
             open_record(record_id)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-APP = Path(__file__).with_name("app.py")
+APP = Path(__file__).with_name("streamlit_app.py")
 
 
 def command(port: int) -> list[str]:
@@ -17,11 +17,14 @@ def command(port: int) -> list[str]:
             "--server.address", "127.0.0.1", "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-            "--client.toolbarMode", "minimal", "--theme.base", "light"]
+            "--client.toolbarMode", "minimal", "--client.showErrorLinks", "false",
+            "--theme.base", "light"]
 
 
-def environment() -> dict[str, str]:
-    return {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+def environment(home: Path | None = None) -> dict[str, str]:
+    """The server's environment: offline, no statistics, and the memory home if given."""
+    return {**os.environ, **({"MEMLANE_HOME": str(home)} if home else {}),
+            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "ANONYMIZED_TELEMETRY": "False"}
 
@@ -34,9 +37,9 @@ def serve(port: int) -> None:
         pass
 
 
-def start(port: int, log: Path) -> subprocess.Popen:
-    """Serve in the background (for the desktop app); the caller stops it."""
+def start(port: int, home: Path, log: Path) -> subprocess.Popen:
+    """Serve the memory in `home` in the background; the caller stops it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(command(port), env=environment(), stdout=out,
+        return subprocess.Popen(command(port), env=environment(home), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)

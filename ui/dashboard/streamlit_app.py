@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+from PIL import Image
 
 from ui.dashboard.pages import PAGES
 
-st.set_page_config(page_title="Memlane", page_icon=":material/neurology:", layout="wide")
+ICON = Path(__file__).parent.parent / "assets" / "memlane.png"
+# the icon is a local image: a material icon or an emoji would be fetched from the web
+st.set_page_config(page_title="Memlane", page_icon=Image.open(ICON), layout="wide")
 pages = {key: st.Page(run, title=title, icon=icon, url_path=key, default=key == "home")
          for key, (run, title, icon) in PAGES.items()}
 st.session_state["pages"] = pages
