@@ -21,7 +21,7 @@ from memory.events import Event
 from memory.records import Record
 from memory.retrieval import Retriever
 from memory.stores import Stores
-from memory.writepath import ASSISTANT, IngestReport, clock
+from memory.writepath import ASSISTANT, IngestReport, clock, undated
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def memory_line(number: int, record: Record) -> str:
             if record.occurred_at else "undated")
     text = record.title if record.store == "episodic" and not record.fields.get("details") \
         else " ".join(record.search_text.split())
-    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # the episode's own date prefix
+    text = undated(text)
     if len(text) > MEMORY_CHARS:
         text = text[:MEMORY_CHARS].rsplit(" ", 1)[0] + "…"
     return f"[{number}] {when} · {record.source} · {record.store}: {text}"

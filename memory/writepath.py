@@ -141,6 +141,13 @@ def reply_context(event: Event, previous: sqlite3.Row | None, user_name: str) ->
 
 SAID = re.compile(r"^\[[^\]]*\] [^:]{1,80}: ")
 """The '[8 May 2023, 1:56 pm] Caroline: ' that `raw_episode` puts before what was said."""
+DATED = re.compile(r"^\[[^\]]*\]\s*")
+
+
+def undated(text: str) -> str:
+    """An episode's text without the '[8 May 2023, 1:56 pm] ' `raw_episode` puts first
+    (for places that show the date already)."""
+    return DATED.sub("", text)
 
 
 def context_actor(context: str) -> str | None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
 
 from app.container import Memlane
 from app.errors import MemlaneError
@@ -13,6 +16,7 @@ from inference.assistant import Answer, Assistant
 
 HELP = """Ask anything about your past; answers cite the memories they use.
   /search TEXT   show the memories a search finds, with their ids
+  /open ID       show a memory whole (vault secrets stay hidden)
   /forget ID     delete a memory (its history is kept)
   /model [NAME]  show the model, or switch to another packaged one
   /pause         stop or resume writing this chat into memory
@@ -21,11 +25,23 @@ HELP = """Ask anything about your past; answers cite the memories they use.
 
 
 def print_answer(console: Console, answer: Answer) -> None:
-    """The sources an answer cites, after the streamed text."""
+    """The sources an answer cites, after the streamed text, as a small table."""
     console.print()
-    for cited in answer.memories:
-        if cited.number in answer.cited:
-            console.print(f"[dim]{cited.line}[/dim]", highlight=False)
+    cited = [c for c in answer.memories if c.number in answer.cited]
+    if not cited:
+        if answer.memories and not answer.abstained:
+            console.print("[dim](no memory cited)[/dim]")
+        return
+    table = Table(box=None, show_header=False, padding=(0, 1), expand=False)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    for c in cited:
+        record = c.record
+        day = record.occurred_at.strftime("%d %b %Y") if record.occurred_at else ""
+        text = c.line.split(": ", 1)[1] if ": " in c.line else c.line
+        table.add_row(f"[{c.number}]", f"{day} {record.store}", escape(text))
+    console.print(Panel(table, title="sources", title_align="left", border_style="dim"))
 
 
 def ask_streaming(console: Console, assistant: Assistant, question: str) -> Answer:
@@ -39,8 +55,15 @@ def ask_streaming(console: Console, assistant: Assistant, question: str) -> Answ
 
 def chat_loop(memlane: Memlane, console: Console, read: Callable[[str], str]) -> None:
     """Read questions until an empty line, /quit or end of input."""
+    try:
+        import readline  # noqa: F401  (arrow keys and history for input())
+    except ImportError:  # not on every platform
+        pass
     assistant = memlane.assistant()
-    console.print(f"Memlane chat with {assistant.llm.name}. /help lists the commands.")
+    counts = memlane.stores.counts()
+    console.print(Panel(f"Talking with [bold]{assistant.llm.name}[/bold] about "
+                        f"{counts['events']:,} remembered events. /help lists the commands.",
+                        title="Memlane chat", title_align="left", border_style="blue"))
     while True:
         try:
             line = read("you> ").strip()
@@ -64,8 +87,14 @@ def command(memlane: Memlane, console: Console, assistant: Assistant, line: str)
     if name == "help":
         console.print(HELP, highlight=False)
     elif name == "search" and rest:
-        for hit in memlane.retriever.search(rest, memlane.settings.search_k).hits:
-            console.print(f"[dim]{hit.record.id}[/dim] {hit.record.title[:100]}", highlight=False)
+        hits = memlane.retriever.search(rest, memlane.settings.search_k).hits
+        for hit in hits:
+            console.print(f"[dim]{hit.record.id}[/dim] {escape(hit.record.title[:100])}",
+                          highlight=False)
+        if not hits:
+            console.print("Nothing found.")
+    elif name == "open" and rest:
+        show_memory(memlane, console, rest)
     elif name == "forget" and rest:
         memlane.forget(rest)
         console.print(f"Forgot {rest}.")
@@ -80,3 +109,18 @@ def command(memlane: Memlane, console: Console, assistant: Assistant, line: str)
     else:
         console.print(f"Unknown command {line!r}.\n{HELP}", highlight=False)
     return assistant
+
+
+def show_memory(memlane: Memlane, console: Console, record_id: str) -> None:
+    """A memory's fields, with a vault secret hidden."""
+    record = memlane.stores.get(record_id)
+    table = Table(box=None, show_header=False, padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in record.fields.items():
+        shown = "••••••" if record.store == "vault" and name == "secret_value" else \
+            "\n".join(value) if isinstance(value, list) else str(value or "")
+        table.add_row(name, escape(shown))
+    when = record.occurred_at.strftime("%d %b %Y %H:%M") if record.occurred_at else "undated"
+    console.print(Panel(table, title=f"{record.store} · {when} · {record.source}",
+                        title_align="left", border_style="dim"))

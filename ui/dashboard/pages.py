@@ -4,7 +4,6 @@ the core (`app`, `memory`, `capture`, `inference`) gives and hands actions back 
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -14,6 +13,7 @@ import streamlit as st
 from app import queries
 from app.errors import MemlaneError
 from memory.records import STORES
+from memory.writepath import undated
 from ui.dashboard.shared import (
     MASK,
     STORE_LABELS,
@@ -28,10 +28,6 @@ from ui.dashboard.shared import (
     streamed_answer,
     when,
 )
-
-DATED = re.compile(r"^\[[^\]]*\]\s*")
-"""The "[8 May 2023, 1:56 pm] " an episode's text starts with (the timeline shows the
-time already)."""
 
 
 # -- Home -------------------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def timeline() -> None:
                 picture.image(str(settings().home / episode.thumbnail.thumb))
             words.markdown(f"**{record.occurred_at.astimezone():%H:%M}** · "
                            f"{episode.app or record.source}")
-            words.write(snippet(DATED.sub("", record.search_text), 300))
+            words.write(snippet(undated(record.search_text), 300))
             if words.button("Open", key=f"timeline-open-{number}"):
                 st.session_state["timeline-frame"] = episode.frame.id if episode.frame else None
                 open_record(record.id)
