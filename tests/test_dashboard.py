@@ -214,3 +214,27 @@ def test_import_a_folder_and_export(home: Path, sample: Path) -> None:
     app.button(key="export").click().run()
     exported = Path(app.session_state["export-path"])
     assert exported.exists() and "necklace" in exported.read_text()
+
+
+def test_a_screen_episode_shows_its_thumbnail_and_opens_its_screenshot(
+        home: Path, make_memlane: MakeMemlane) -> None:
+    from app.service import build_capture
+    from capture.ocr import RapidOCREngine
+    from capture.xvfb import TextWindow, virtual_display
+
+    memlane = make_memlane(home, capture_skip_idle_seconds=0)
+    with virtual_display() as display:
+        window = TextWindow(display, "Harbour - Notes", ["The Zanzibar pineapple shipment"])
+        capture = build_capture(memlane, {"DISPLAY": display}, RapidOCREngine())
+        try:
+            capture.tick(1).result()
+            capture.flush()
+        finally:
+            capture.close()
+            window.close()
+    app = page("timeline")
+    assert len(app.get("image")) == 1  # the episode's thumbnail
+    assert "Zanzibar pineapple" in shown(app)
+    app.button(key="timeline-open-0").click().run()
+    captions = [shot.caption for image in app.get("image") for shot in image.proto.imgs]
+    assert any("Harbour - Notes" in caption for caption in captions)  # the screenshot
