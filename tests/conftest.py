@@ -50,6 +50,23 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> LlamaModel:
     return LlamaModel(TINY, path, LoadOptions(context=2048, threads=2))
 
 
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """One virtual X display (Xvfb) for the whole session: Tk keeps a connection to every
+    display it used, and a display that goes away under it ends the process."""
+    from capture.xvfb import virtual_display
+
+    with virtual_display() as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def ocr():
+    from capture.ocr import RapidOCREngine
+
+    return RapidOCREngine()
+
+
 @pytest.fixture
 def parts(embedder: MiniLMEmbedder, analyzer: SpacyAnalyzer) -> Parts:
     return Parts(embedder=embedder, analyzer=analyzer)

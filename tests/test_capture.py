@@ -22,26 +22,15 @@ from app.maintenance import consolidate
 from app.service import apply_retention, build_capture, forget_frame, read_status
 from app.settings import Settings
 from capture.frames import Box, changed_boxes, difference, small_gray
-from capture.ocr import OCR, Line, RapidOCREngine, TesseractEngine
+from capture.ocr import OCR, Line, TesseractEngine
 from capture.privacy import Exclusions, redact
 from capture.screen import ScreenCapture
-from capture.xvfb import TextWindow, virtual_display
+from capture.xvfb import TextWindow
 from memory.records import Record
 from tests.conftest import MakeMemlane
 from tests.helpers import OPENAI_KEY, files_holding, tables_holding
 
 CARD = "4111 1111 1111 1111"
-
-
-@pytest.fixture(scope="module")
-def display() -> Iterator[str]:
-    with virtual_display() as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def ocr() -> OCR:
-    return RapidOCREngine()
 
 
 @pytest.fixture

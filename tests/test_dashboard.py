@@ -217,21 +217,19 @@ def test_import_a_folder_and_export(home: Path, sample: Path) -> None:
 
 
 def test_a_screen_episode_shows_its_thumbnail_and_opens_its_screenshot(
-        home: Path, make_memlane: MakeMemlane) -> None:
+        home: Path, make_memlane: MakeMemlane, display: str, ocr) -> None:
     from app.service import build_capture
-    from capture.ocr import RapidOCREngine
-    from capture.xvfb import TextWindow, virtual_display
+    from capture.xvfb import TextWindow
 
     memlane = make_memlane(home, capture_skip_idle_seconds=0)
-    with virtual_display() as display:
-        window = TextWindow(display, "Harbour - Notes", ["The Zanzibar pineapple shipment"])
-        capture = build_capture(memlane, {"DISPLAY": display}, RapidOCREngine())
-        try:
-            capture.tick(1).result()
-            capture.flush()
-        finally:
-            capture.close()
-            window.close()
+    window = TextWindow(display, "Harbour - Notes", ["The Zanzibar pineapple shipment"])
+    capture = build_capture(memlane, {"DISPLAY": display}, ocr)
+    try:
+        capture.tick(1).result()
+        capture.flush()
+    finally:
+        capture.close()
+        window.close()
     app = page("timeline")
     assert len(app.get("image")) == 1  # the episode's thumbnail
     assert "Zanzibar pineapple" in shown(app)
