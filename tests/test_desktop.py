@@ -76,6 +76,8 @@ def test_the_tray_menu_pauses_and_resumes_capture(desktop: Desktop, memlane: Mem
     assert "paused" in desktop.notes[-1]
     desktop.actions()["Resume capture"].trigger()
     assert not switch.paused and "Pause capture" in desktop.actions()
+    desktop.pause_button.click()  # the window's own button, for desktops without a tray
+    assert switch.paused and desktop.pause_button.text() == "Resume capture"
 
 
 def test_quick_search_finds_a_memory(desktop: Desktop) -> None:

@@ -74,6 +74,9 @@ class MemoryWindow(QWidget):
         self.tabs = QTabWidget()
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
+        self.controls = QHBoxLayout()
+        """Buttons for what the tray menu does, for desktops without a tray."""
+        layout.addLayout(self.controls)
         self.tabs.addTab(self._search_tab(), "Search")
         self.tabs.addTab(self._chat_tab(), "Chat")
         self.answering = Answering()
@@ -199,6 +202,9 @@ class Desktop:
         self._action("Quit", self.quit)
         self.tray.setContextMenu(self.menu)
         self.tray.activated.connect(lambda _: self.show("Search"))
+        self.pause_button = self._button(self.pause_action.text(), self.toggle_pause)
+        self._button("Open dashboard", self.open_dashboard)
+        self.window.controls.addStretch()
         self.dashboard = None
         self.notes: list[str] = []
         """What the app told the user (tray messages), newest last."""
@@ -209,6 +215,12 @@ class Desktop:
         action.triggered.connect(lambda _checked=False: run())
         self.menu.addAction(action)
         return action
+
+    def _button(self, text: str, run: Callable[[], object]) -> QPushButton:
+        button = QPushButton(text)
+        button.clicked.connect(lambda _checked=False: run())
+        self.window.controls.addWidget(button)
+        return button
 
     def memory(self) -> Memlane:
         if self._memlane is None:
@@ -226,7 +238,9 @@ class Desktop:
             self.tray.showMessage("Memlane", message, icon(), 5000)
 
     def refresh(self) -> None:
-        self.pause_action.setText("Resume capture" if self.pause.paused else "Pause capture")
+        text = "Resume capture" if self.pause.paused else "Pause capture"
+        self.pause_action.setText(text)
+        self.pause_button.setText(text)
 
     def toggle_pause(self) -> None:
         if self.pause.paused:
