@@ -26,6 +26,7 @@ from memory.keyword import KeywordIndex
 from memory.managers import RuleMetaManager, rule_managers
 from memory.nlp import Analyzer, SpacyAnalyzer
 from memory.retrieval import Retriever
+from memory.secrets import rules_of
 from memory.stores import Stores
 from memory.vectors import VectorIndex
 from memory.writepath import IngestReport, MetaManager, TypeManager, WritePath
@@ -103,11 +104,13 @@ class Memlane:
         self.retriever = Retriever(self.stores, self.keyword, self.vectors, self.graph,
                                    settings.rrf_k)
         self.importers = tuple(parts.importers)
+        self.redaction_rules = rules_of(settings.redact_patterns)
         self.writepath = WritePath(
             self.db, self.stores, analyzer,
             parts.meta or RuleMetaManager(settings.user_name, settings.resource_min_chars),
             parts.managers or rule_managers(settings.user_name, settings.merge_similarity),
             settings.user_name, settings.batch_size, after_chunk=self._after_chunk,
+            rules=self.redaction_rules,
         )
         self._llm: LLM | None = parts.llm
         self.sync()
@@ -150,7 +153,8 @@ class Memlane:
             self.db, self.stores, self.analyzer,
             LLMMetaManager(model, settings.user_name, settings.resource_min_chars),
             llm_managers(model, settings.user_name, settings.merge_similarity),
-            settings.user_name, settings.batch_size, after_chunk=self._after_chunk)
+            settings.user_name, settings.batch_size, after_chunk=self._after_chunk,
+            rules=self.redaction_rules)
 
     def sync(self, progress: Progress | None = None) -> None:
         """Bring the derived indexes (vectors, graph) up to date with SQLite."""

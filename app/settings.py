@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         r"private browsing", r"\bincognito\b", r"\binprivate\b", r"\bprivate window\b",
         r"\bpassword manager\b")
     """Window-title patterns (regular expressions, case-insensitive) never captured."""
+    redact_patterns: tuple[str, ...] = ()
+    """Your own redaction rules: regular expressions (case-insensitive) for text that must
+    never be stored, cut out of chat, notes and screens like the built-in secrets."""
     capture_vault_secrets: bool = False
     """Keep secrets read off the screen in the knowledge vault (else they go nowhere)."""
     capture_episode_seconds: float = Field(60.0, gt=0)
@@ -153,8 +156,10 @@ def save_settings(settings: Settings, changes: dict[str, object]) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in bad.errors())
         raise InvalidInput(f"not saved: {problems}") from None
     from capture.privacy import Exclusions
+    from memory.secrets import rules_of
 
     Exclusions(updated.capture_excluded_apps, updated.capture_excluded_titles)  # patterns
+    rules_of(updated.redact_patterns)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(merged, indent=1, default=str))

@@ -102,8 +102,9 @@ def rows_of(lines: Sequence[Line]) -> list[list[Line]]:
     return [sorted(row, key=lambda item: item.box.left) for row in rows]
 
 
-def redact(lines: Sequence[Line]) -> Redaction:
-    """Lay the lines out as text, row by row, and take the secrets out of it."""
+def redact(lines: Sequence[Line], rules: Sequence[re.Pattern[str]] = ()) -> Redaction:
+    """Lay the lines out as text, row by row, and take the secrets (and what the user's
+    own `rules` match) out of it."""
     pieces: list[tuple[int, int, Line]] = []
     text_rows = []
     offset = 0
@@ -117,7 +118,7 @@ def redact(lines: Sequence[Line]) -> Redaction:
         text_rows.append(joined)
         offset += len(joined) + 1
     raw = "\n".join(text_rows)
-    result = scan(raw)
+    result = scan(raw, rules)
     secret = [f for f in result.findings if f.redact]
     boxes = tuple(dict.fromkeys(line.box for start, end, line in pieces
                                 for f in secret if start < f.end and f.start < end))

@@ -90,6 +90,8 @@ class CaptureRules:
     skip_locked: bool = True
     vault_secrets: bool = False
     """Whether secrets read off the screen go to the knowledge vault (else nowhere)."""
+    redaction_rules: tuple[re.Pattern[str], ...] = ()
+    """The user's own redaction rules, with the built-in secret detectors."""
     churn_seconds: float = 15.0
     """While the whole screen changes on every look (video, fast scrolling, flipping
     pages), it is read at most this often (0: every time)."""
@@ -222,7 +224,7 @@ class ScreenCapture:
             fresh = [line for line in lines if line.text not in seen]
             state.lines = [old for old in state.lines
                            if not any(old.box.overlaps(r) for r in regions)] + lines
-            redaction = redact(fresh)
+            redaction = redact(fresh, self.rules.redaction_rules)
             state.secrets = [b for b in state.secrets
                              if not any(b.overlaps(r) for r in regions)]
             state.secrets += redaction.secret_boxes

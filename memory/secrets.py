@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from app.errors import InvalidInput
 
 # kind -> (vault entry type, sensitivity)
 _META: dict[str, tuple[str, str]] = {
@@ -23,6 +25,7 @@ _META: dict[str, tuple[str, str]] = {
     "email": ("contact", "medium"),
     "phone": ("contact", "medium"),
     "url": ("bookmark", "low"),
+    "custom": ("credential", "high"),
 }
 
 
@@ -273,14 +276,40 @@ def _redacted(text: str, findings: list[Finding]) -> str:
     return "".join(parts)
 
 
-def scan(text: str) -> Scan:
-    """Find every secret, contact and link in `text` and redact the secrets.
+def rules_of(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """The user's own redaction rules (regular expressions, case-insensitive), compiled;
+    a pattern that does not compile, or matches empty text, is an `InvalidInput`."""
+    rules = []
+    for pattern in patterns:
+        try:
+            rule = re.compile(pattern, re.IGNORECASE)
+        except re.error as bad:
+            raise InvalidInput(f"redaction rule {pattern!r} is not a valid regular "
+                               f"expression: {bad}") from bad
+        if rule.search(""):
+            raise InvalidInput(f"redaction rule {pattern!r} matches empty text")
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _custom(rules: Sequence[re.Pattern[str]]) -> Callable[[str], Iterator[Finding]]:
+    def detect(text: str) -> Iterator[Finding]:
+        for rule in rules:
+            for m in rule.finditer(text):
+                yield _make("custom", text, m.start(), m.end(), "matched your rule")
+    return detect
+
+
+def scan(text: str, rules: Sequence[re.Pattern[str]] = ()) -> Scan:
+    """Find every secret, contact and link in `text` and redact the secrets; `rules` are
+    the user's own patterns, cut out like secrets.
 
     Overlaps resolve to one finding: secrets beat contacts and links (so a token inside a URL
     is still removed), the more specific detector wins among secrets, the longer match
     otherwise.
     """
-    candidates = [(rank, f) for rank, detect in enumerate(_DETECTORS) for f in detect(text)]
+    detectors = (*_DETECTORS, _custom(rules)) if rules else _DETECTORS
+    candidates = [(rank, f) for rank, detect in enumerate(detectors) for f in detect(text)]
     candidates.sort(key=lambda c: (not c[1].redact, c[0] if c[1].redact else 0,
                                    c[1].start - c[1].end, c[0], c[1].start))
     chosen: list[Finding] = []  # kept sorted by start, so each overlap check is a bisect

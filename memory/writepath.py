@@ -49,12 +49,13 @@ class Redacted:
     found: tuple[Found, ...]
 
     @classmethod
-    def of(cls, event: Event) -> Redacted:
+    def of(cls, event: Event, rules: Sequence[re.Pattern[str]] = ()) -> Redacted:
         found: list[Found] = []
 
         def clean(text: str) -> str:
-            result = scan(text)
-            found.extend(Found(finding, text) for finding in result.findings)
+            result = scan(text, rules)
+            found.extend(Found(finding, text) for finding in result.findings
+                         if finding.kind != "custom")  # what the user's rules match: nowhere
             return result.text
 
         text = clean(event.text)
@@ -175,13 +176,17 @@ def raw_episode(event: Event, text: str, user_name: str, context: str = "") -> R
 class WritePath:
     def __init__(self, db: Database, stores: Stores, analyzer: Analyzer, meta: MetaManager,
                  managers: Sequence[TypeManager], user_name: str, batch_size: int = 20,
-                 after_chunk: Callable[[], None] | None = None) -> None:
+                 after_chunk: Callable[[], None] | None = None,
+                 rules: Sequence[re.Pattern[str]] = ()) -> None:
         self.db, self.stores, self.analyzer, self.meta = db, stores, analyzer, meta
         self.managers = {manager.store: manager for manager in managers}
         self.user_name = user_name
         self.batch_size = batch_size
         self.after_chunk = after_chunk
         """Called after each analysed chunk is written (the container starts embedding)."""
+        self.rules = tuple(rules)
+        """The user's own redaction rules (`secrets.rules_of`), applied with the built-in
+        detectors to every event."""
 
     def ingest(self, events: Iterable[Event],
                progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -195,7 +200,7 @@ class WritePath:
         with self.db.transaction():
             chunk: list[Redacted] = []
             for raw in events:
-                event = Redacted.of(raw)
+                event = Redacted.of(raw, self.rules)
                 if event.event.id in seen or self.stores.has_event(event.event.id):
                     report.duplicates += 1
                     if progress:

@@ -189,10 +189,12 @@ def test_capture_settings_save_and_a_bad_pattern_changes_nothing(home: Path,
     assert not (home / SETTINGS_FILE).exists()
 
     app.text_area(key="capture-titles").input("(?i)bank")
+    app.text_area(key="redact-rules").input("project falcon")
     next(b for b in app.button if b.label == "Save").click().run()
     assert "Saved" in shown(app)
     saved = Settings(home=home)
     assert saved.capture_interval == 10.0 and saved.capture_excluded_titles == ("(?i)bank",)
+    assert saved.redact_patterns == ("project falcon",)
 
 
 def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) -> None:

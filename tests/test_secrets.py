@@ -196,3 +196,22 @@ def test_empty_text() -> None:
 def test_password_site_comes_from_the_same_line_only() -> None:
     assert only("github.com\npw: abc123").label == "password"
     assert only("github.com pw: abc123").label == "password for github.com"
+
+
+def test_the_users_own_rules_cut_what_they_match() -> None:
+    from memory.secrets import rules_of
+
+    rules = rules_of([r"project\s+falcon", r"\bINV-\d+"])
+    result = scan("Project  Falcon ships with invoice INV-2291 on Friday.", rules)
+    assert result.text == "[REDACTED custom] ships with invoice [REDACTED custom] on Friday."
+    assert [f.kind for f in result.findings] == ["custom", "custom"]
+
+
+@pytest.mark.parametrize(("pattern", "says"), [("(unclosed", "not a valid regular expression"),
+                                               ("x*", "matches empty text")])
+def test_a_bad_rule_is_refused_by_name(pattern: str, says: str) -> None:
+    from app.errors import InvalidInput
+    from memory.secrets import rules_of
+
+    with pytest.raises(InvalidInput, match=says):
+        rules_of([pattern])

@@ -299,3 +299,15 @@ def test_a_reply_is_kept_with_the_message_it_answers(memlane: Memlane) -> None:
     vector = memlane.vectors.embeddings(["Where is Caroline's necklace from?"])[0]
     best = memlane.stores.get_many(rid for rid, _ in memlane.vectors.search(vector, 2))
     assert any(said[1][0] in record.title for record in best.values())
+
+
+def test_what_the_users_rules_match_is_stored_nowhere(tmp_path: Path,
+                                                      make_memlane: MakeMemlane) -> None:
+    memlane = make_memlane(tmp_path / "home", redact_patterns=("project falcon",))
+    memlane.ingest([event("The launch of Project Falcon is on Friday, said Oskar."),
+                    event(f"and my openai key is {OPENAI_KEY}")])
+    for needle in ("Falcon", "falcon", "FALCON"):
+        assert tables_holding(memlane.db, needle) == {}
+        assert files_holding(memlane.settings.home, needle) == []
+    assert [v.fields["secret_value"] for v in memlane.stores.list("vault")] == [OPENAI_KEY]
+    assert memlane.retriever.search("launch on Friday", 3).hits  # the rest is remembered

@@ -186,7 +186,7 @@ def search() -> None:
         with st.container(border=True):
             st.markdown(f"**{STORE_LABELS[record.store]}** · {when(record.occurred_at)} · "
                         f"{record.source}")
-            st.write(snippet(record.search_text))
+            st.write(snippet(undated(record.search_text)))
             if st.button("Open", key=f"search-open-{number}"):
                 open_record(record.id)
 
@@ -214,7 +214,7 @@ def memories() -> None:
     for number, record in enumerate(records):
         with st.container(border=True):
             st.markdown(f"**{when(record.occurred_at) or 'undated'}** · {record.source}")
-            st.write(snippet(masked(record).search_text))
+            st.write(snippet(undated(masked(record).search_text)))
             if st.button("Open", key=f"memories-open-{number}"):
                 st.session_state["open_record"] = record.id
                 st.rerun()
@@ -488,9 +488,15 @@ def capture() -> None:
         titles = st.text_area("Window titles never captured (patterns, one per line)",
                               "\n".join(current.capture_excluded_titles), key="capture-titles")
         st.subheader("Secrets")
-        st.caption("Card numbers, API keys and tokens, passwords beside a password label and "
-                   "one-time codes are always cut out of screen text and blacked out of "
-                   "screenshots before anything is stored.")
+        st.caption("Card numbers, API keys and tokens, private keys, passwords beside a "
+                   "password label and one-time codes are always cut out of what you say "
+                   "and see, and blacked out of screenshots, before anything is stored.")
+        rules = st.text_area("Also cut out (your own patterns, one per line, e.g. "
+                             "`project falcon` or `\\bINV-\\d+`)",
+                             "\n".join(current.redact_patterns), key="redact-rules",
+                             help="Regular expressions, case-insensitive. What they match "
+                                  "is never stored, not even in the vault. They apply to "
+                                  "what is remembered from now on.")
         vault = st.checkbox("Keep the secrets found on screen in the knowledge vault",
                             current.capture_vault_secrets, key="capture-vault")
         st.subheader("Screenshots kept")
@@ -506,6 +512,7 @@ def capture() -> None:
                 "capture_excluded_apps": [a.strip() for a in apps.splitlines() if a.strip()],
                 "capture_excluded_titles": [t.strip() for t in titles.splitlines()
                                             if t.strip()],
+                "redact_patterns": [r.strip() for r in rules.splitlines() if r.strip()],
                 "capture_vault_secrets": vault, "frames_keep_days": days,
                 "frames_max_mb": size})
         except MemlaneError as bad:

@@ -18,7 +18,7 @@ def command(port: int) -> list[str]:
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--global.developmentMode", "false",
             "--client.toolbarMode", "minimal", "--client.showErrorLinks", "false",
-            "--theme.base", "light"]
+            "--theme.base", "light", "--theme.primaryColor", "#2563eb"]
 
 
 def environment(home: Path | None = None) -> dict[str, str]:
