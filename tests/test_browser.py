@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import TINY
@@ -46,6 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert process.poll() is None, (home.parent / "dashboard.log").read_text()
             assert time.monotonic() < deadline, "the dashboard did not start"
             time.sleep(0.2)
+        listening = [c.laddr.ip for c in psutil.Process(process.pid).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and set(listening) == {"127.0.0.1"}  # this computer only
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
