@@ -238,3 +238,36 @@ def test_a_screen_episode_shows_its_thumbnail_and_opens_its_screenshot(
     app.button(key="timeline-open-0").click().run()
     captions = [shot.caption for image in app.get("image") for shot in image.proto.imgs]
     assert any("Harbour - Notes" in caption for caption in captions)  # the screenshot
+
+
+def test_capture_can_be_paused_resumed_and_stopped_from_home(home: Path,
+                                                             imported: Memlane) -> None:
+    """The service's pid and status files as the running capture service writes them, for
+    a stand-in process (the real service needs a screen; tests/test_capture runs it)."""
+    import subprocess
+    import sys
+    import threading
+
+    from app.service import ServiceFiles
+    from capture.privacy import PauseSwitch
+
+    files = ServiceFiles(imported.settings.capture_dir)
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    threading.Thread(target=stand_in.wait, daemon=True).start()  # reaped when it stops
+    files.folder.mkdir(parents=True, exist_ok=True)
+    files.pid.write_text(str(stand_in.pid))
+    files.status.write_text(json.dumps({"kept": 12, "last_frame_at": "2026-11-20T10:00:00+00:00",
+                                        "errors": ["monitor 1: the grab failed"]}))
+    try:
+        app = page("home")
+        assert "Capture is **on**: 12 frames kept" in shown(app)
+        assert "monitor 1: the grab failed" in shown(app)  # recent problems, in words
+        app.button(key="capture-pause").click().run()
+        assert "Capture is **paused**" in shown(app)
+        assert PauseSwitch(files.folder).paused  # the switch the service reads
+        app.button(key="capture-resume").click().run()
+        assert "Capture is **on**" in shown(app)
+        app.button(key="capture-stop").click().run()
+        assert "Capture is **off**" in shown(app) and stand_in.poll() is not None
+    finally:
+        stand_in.kill()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import streamlit as st
@@ -90,10 +90,11 @@ def capture_switch(status: dict) -> None:
             else:
                 st.rerun()
         return
-    st.write("Capture is **paused**." if pause.paused else
+    last = status.get("last_frame_at")
+    st.write("Capture is **paused**: nothing on screen is kept until you resume."
+             if pause.paused else
              f"Capture is **on**: {status.get('kept', 0):,} frames kept since it started"
-             + (f", the last at {status['last_frame_at'][11:19]} UTC."
-                if status.get("last_frame_at") else "."))
+             + (f", the last {when(datetime.fromisoformat(last))}." if last else "."))
     left, right = st.columns(2)
     if pause.paused and left.button("Resume", key="capture-resume", type="primary"):
         pause.resume()
