@@ -135,6 +135,8 @@ def test_a_user_imports_searches_opens_and_asks(server: str, browser, tmp_path: 
     expect(page.get_by_text("What joins them")).to_be_visible()
     expect(chart).to_be_visible()
     snap(page, "07-graph")
+    page.locator("[aria-roledescription='circle'][aria-label*='name: grandmother']").click()
+    expect(page.get_by_text("What joins grandmother to the others")).to_be_visible()
 
     page.get_by_role("link", name="Chat").click()
     page.get_by_placeholder("Ask your memory").fill("Where is Caroline's necklace from?")

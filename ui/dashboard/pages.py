@@ -389,7 +389,8 @@ def graph() -> None:
         x=alt.X("x:Q", axis=axis, scale=roomy), y=alt.Y("y:Q", axis=axis, scale=roomy),
         size=alt.Size("mentions:Q", legend=None, scale=alt.Scale(range=[120, 900])),
         color=alt.Color("relevance:Q", legend=None, scale=alt.Scale(scheme="blues")),
-        tooltip=["name", "mentions", "relevance"])
+        tooltip=["name", "mentions", "relevance"]).add_params(
+        alt.selection_point(fields=["name"], name="entity"))
     labels = alt.Chart(nodes).mark_text(dy=-16, fontSize=13).encode(
         x=alt.X("x:Q", scale=roomy), y=alt.Y("y:Q", scale=roomy), text="name")
     layers = [chart, labels]
@@ -397,12 +398,17 @@ def graph() -> None:
         layers.insert(0, alt.Chart(lines).mark_line(opacity=0.4, color="#64748b").encode(
             x=alt.X("x:Q", scale=roomy), y=alt.Y("y:Q", scale=roomy), detail="edge:N",
             strokeDash=alt.StrokeDash("kind:N", title="link")))
-    st.altair_chart(alt.layer(*layers).interactive().properties(height=480),
-                    width="stretch")
-    st.subheader("What joins them")
-    if not around.edges:
+    clicked = st.altair_chart(alt.layer(*layers).interactive().properties(height=480),
+                              width="stretch", on_select="rerun", key="graph-chart")
+    picked = clicked.selection.get("entity") if clicked else None
+    entity = picked[0]["name"] if picked else None
+    st.subheader(f"What joins {entity} to the others" if entity else "What joins them")
+    st.caption("Click an entity in the picture to see only its links; drag and scroll to "
+               "move and zoom.")
+    edges = [e for e in around.edges if entity in (e.a, e.b)] if entity else around.edges
+    if not edges:
         st.caption("No links among these yet.")
-    for number, edge in enumerate(around.edges):
+    for number, edge in enumerate(edges):
         with st.expander(f"{edge.a} — {edge.b} ({edge.kind}, {len(edge.record_ids)} memories)"):
             for fact in edge.facts[:5]:
                 st.write(f"“{fact}”")
