@@ -132,6 +132,8 @@ def measure(display: str, scenario: str, seconds: float, interval: float) -> dic
                 "frames_skipped": sum(stats.skipped.values()),
                 "grab_ms_p50": p50(stats.grab_ms), "dedup_ms_p50": p50(stats.dedup_ms),
                 "ocr_ms_p50": p50(stats.ocr_ms), "ocr_ms_max": round(max(stats.ocr_ms or [0]), 1),
+                "flush_ms_p50": p50(stats.flush_ms),
+                "flush_ms_max": round(max(stats.flush_ms or [0]), 1),
                 "frame_bytes_per_hour": round(frames.total_bytes() / max(1, stats.kept)
                                               * (stats.kept - kept_before) / wall * 3600),
                 "stored_bytes_per_hour": round(max(0, sum(disk.values())) / wall * 3600),

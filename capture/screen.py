@@ -106,6 +106,7 @@ class Stats:
     grab_ms: list[float] = field(default_factory=list)
     dedup_ms: list[float] = field(default_factory=list)
     ocr_ms: list[float] = field(default_factory=list)
+    flush_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     last_frame_at: str | None = None
 
@@ -265,6 +266,7 @@ class ScreenCapture:
         return self.run(lambda: self._flush(wait_open))
 
     def _flush(self, wait_open: bool) -> int:
+        started = time.perf_counter()
         pending = self.frames.pending()
         episodes = screen_episodes(pending, self.episode_seconds)
         if wait_open:
@@ -274,6 +276,9 @@ class ScreenCapture:
                         or (now - e[0].captured_at).total_seconds() >= self.episode_seconds]
         hand_over(self.frames, episodes, self.write, self.batch_size)
         self.unflushed = len(pending) - sum(len(frames) for frames in episodes)
+        if episodes:
+            self.stats.flush_ms = [*self.stats.flush_ms[-199:],
+                                   (time.perf_counter() - started) * 1000]
         return len(episodes)
 
     def run(self, work: Callable[[], Any]) -> Any:

@@ -76,6 +76,9 @@ class Passage:
 
     text: str
     actor: str | None
+    named_only: bool = False
+    """Join the graph by named things only (people, places, organisations, products...):
+    screen text, where every noun phrase of every page read would flood the graph."""
 
 
 EXTRACTION_SCHEMA: dict = {
@@ -103,12 +106,13 @@ class Extractor(Protocol):
 
 def passage_of(record: Record) -> Passage:
     """An episode is read without its "[date] speaker:" prefix, the speaker kept apart."""
+    screen = record.source.startswith("screen")
     if record.store == "episodic":
         text = record.fields.get("details") or SAID.sub("", str(record.fields["summary"]))
-        return Passage(text, str(record.fields.get("actor") or "") or None)
+        return Passage(text, str(record.fields.get("actor") or "") or None, screen)
     # Fields are joined as sentences, so no noun chunk runs from one field into the next.
     return Passage(". ".join(p.rstrip(". ") for p in record.search_text.split("\n")
-                             if p.strip()), None)
+                             if p.strip()), None, screen)
 
 
 def normalize(words: Sequence[str]) -> str | None:
@@ -142,12 +146,12 @@ class SpacyExtractor:
 
     def extract(self, passages: Sequence[Passage]) -> list[Extraction]:
         docs = self.analyzer.docs([p.text for p in passages])
-        return [self.read(doc, passage.actor) for doc, passage in zip(docs, passages,
-                                                                       strict=True)]
+        return [self.read(doc, passage.actor, passage.named_only)
+                for doc, passage in zip(docs, passages, strict=True)]
 
-    def read(self, doc: Doc, actor: str | None) -> Extraction:
+    def read(self, doc: Doc, actor: str | None, named_only: bool = False) -> Extraction:
         speaker = actor_entity(actor)
-        phrases = _phrases(doc)
+        phrases = _phrases(doc, named_only)
         entities = dict.fromkeys(([speaker] if speaker else []) + list(phrases.values()))
         facts: dict[Fact, None] = {}
         for token in doc:
@@ -165,8 +169,9 @@ class SpacyExtractor:
         return Extraction(tuple(e for e in entities if e), tuple(facts), speaker)
 
 
-def _phrases(doc: Doc) -> dict[int, str]:
-    """Token index → the normalized phrase it belongs to (named entities win over chunks)."""
+def _phrases(doc: Doc, named_only: bool = False) -> dict[int, str]:
+    """Token index → the normalized phrase it belongs to (named entities win over chunks);
+    with `named_only`, named entities and proper-noun chunks only."""
     found: dict[int, str] = {}
 
     def claim(span: Span, words: Sequence[str]) -> None:
@@ -178,6 +183,11 @@ def _phrases(doc: Doc) -> dict[int, str]:
     for ent in doc.ents:
         if ent.label_ in NAMED:
             claim(ent, [t.text for t in ent])
+    if named_only:
+        for chunk in doc.noun_chunks:
+            if chunk.root.pos_ == "PROPN":
+                claim(chunk, [t.text for t in chunk])
+        return found
     for chunk in doc.noun_chunks:
         # Common nouns by lemma ("kids" → "kid"); proper nouns as written; the possessor
         # ("Mel's" in "Mel's kids") is an entity of its own, not part of this one.

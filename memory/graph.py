@@ -662,8 +662,9 @@ class GraphIndex:
         by_record = {}
         for record in records:
             passage = passage_of(record)
-            by_record[record.id] = (text_hash(f"{passage.actor or ''}\x1f{passage.text}"),
-                                    passage)
+            reading = "named\x1f" if passage.named_only else ""  # cached apart
+            by_record[record.id] = (
+                text_hash(f"{reading}{passage.actor or ''}\x1f{passage.text}"), passage)
         cached = self._cached({digest for digest, _ in by_record.values()})
         missing = {digest: passage for digest, passage in by_record.values()
                    if digest not in cached}

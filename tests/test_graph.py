@@ -120,6 +120,15 @@ def extract(analyzer: SpacyAnalyzer, text: str, actor: str | None) -> Extraction
     return extraction
 
 
+def test_screen_text_joins_the_graph_by_named_things_only(analyzer: SpacyAnalyzer) -> None:
+    text = "Oskar Lindqvist from Microsoft reviewed the default argument handling in Stockholm."
+    [screen] = SpacyExtractor(analyzer).extract([Passage(text, None, named_only=True)])
+    chat = extract(analyzer, text, None)
+    assert {"oskar lindqvist", "microsoft", "stockholm"} <= set(screen.entities)
+    assert "default argument" in chat.entities  # said in chat, a noun phrase counts
+    assert not set(screen.entities) - {"oskar lindqvist", "microsoft", "stockholm"}
+
+
 def test_i_is_the_speaker_and_activities_are_entities(analyzer: SpacyAnalyzer) -> None:
     found = extract(analyzer, "I went camping with Mel at the beach.", "Caroline")
     assert found.speaker == "caroline"
