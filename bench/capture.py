@@ -113,8 +113,12 @@ def measure(display: str, scenario: str, seconds: float, interval: float) -> dic
             stop = threading.Event()
             runner = threading.Thread(target=service.run_forever, args=(stop,))
             runner.start()
+            deadline = time.monotonic() + 60
             while not service.capture.stats.kept:  # the first frame, read whole, and its
                 time.sleep(0.1)                     # first hand-over are not steady state
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no frame kept in 60 s: skipped "
+                                       f"{service.capture.stats.skipped}")
             service.capture.flush()
             kept_before, disk_before = service.capture.stats.kept, stored(memlane)
             started_cpu, started = cpu_seconds(), time.monotonic()

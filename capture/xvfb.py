@@ -15,14 +15,16 @@ from app.errors import CaptureUnavailable
 
 @contextmanager
 def virtual_display(width: int = 1280, height: int = 720) -> Iterator[str]:
-    """Start Xvfb on a free display number; yields the DISPLAY value (":5")."""
+    """Start Xvfb on a free display number; yields the DISPLAY value (":5"). Its screen
+    saver is off: nobody types on a virtual display, and after Xvfb's default 10 minutes
+    a running screen saver would make capture skip every look as "locked"."""
     program = shutil.which("Xvfb")
     if not program:
         raise CaptureUnavailable("Xvfb is not installed: run `make test` (it installs xvfb)")
     read, write = os.pipe()
     server = subprocess.Popen(
         [program, "-displayfd", str(write), "-screen", "0", f"{width}x{height}x24",
-         "-nolisten", "tcp", "-noreset"],
+         "-nolisten", "tcp", "-noreset", "-s", "0", "-dpms"],
         pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
     with os.fdopen(read) as announced:
