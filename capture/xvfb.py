@@ -76,4 +76,12 @@ class TextWindow:
             self.root.update()
 
     def close(self) -> None:
+        """Destroy the window and free its Tcl interpreter now, on this thread: Tcl aborts
+        the process when an interpreter is freed on another thread (as the garbage
+        collector may do later, from any thread that happens to run it)."""
+        import gc
+
         self.root.destroy()
+        self.labels.clear()
+        del self.root
+        gc.collect()

@@ -3,6 +3,7 @@ search and chat window over a real memory, and the services it starts."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -50,6 +51,9 @@ def desktop(qapp: QApplication, memlane: Memlane) -> Iterator[Desktop]:
         app.dashboard.terminate()
         app.dashboard.wait(10)
     app.window.close()
+    del app  # Qt objects go on this (the GUI) thread, not when another thread collects
+    gc.collect()
+    qapp.processEvents()
 
 
 def free_port() -> int:
