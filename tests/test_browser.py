@@ -86,6 +86,7 @@ def settled(page) -> None:
 def test_a_user_imports_searches_opens_and_asks(server: str, browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=120_000)  # the server loads its models on first use
     sample = tmp_path / "sample"
     sample.mkdir()
     (sample / "conversation.json").write_text(json.dumps(CONVERSATION), encoding="utf-8")

@@ -1,28 +1,26 @@
 """The dashboard's pages. Each is a function `st.navigation` runs; each only shows what
-the core (`app`, `memory`, `capture`, `inference`) gives and hands actions back to it."""
+the core (`app`, `memory`, `capture`, `inference`) gives and hands actions back to it.
+The Memories page is in `ui.dashboard.memories`, the settings pages in
+`ui.dashboard.settings_pages`."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from datetime import date, datetime
-from pathlib import Path
+from datetime import date
 
 import streamlit as st
 
 from app import queries
 from app.errors import MemlaneError
-from memory.records import STORES
 from memory.writepath import undated
+from ui.dashboard.memories import memories
+from ui.dashboard.settings_pages import capture, model, transfer
 from ui.dashboard.shared import (
-    MASK,
     STORE_LABELS,
-    confirmable,
+    capture_switch,
     masked,
     memory,
     open_record,
     opened,
-    reopen,
     settings,
     snippet,
     streamed_answer,
@@ -71,40 +69,6 @@ def home() -> None:
             st.error(error)
     else:
         st.caption("None.")
-
-
-def capture_switch(status: dict) -> None:
-    """Capture on or off, paused or not, with the buttons that change it."""
-    from app.errors import CaptureUnavailable
-    from app.service import start_background, stop_background
-    from capture.privacy import PauseSwitch
-
-    pause = PauseSwitch(settings().capture_dir)
-    if not status.get("running"):
-        st.write("Capture is **off**.")
-        if st.button("Start capture", key="capture-start", type="primary"):
-            try:
-                start_background(settings())
-            except CaptureUnavailable as off:
-                st.error(str(off))
-            else:
-                st.rerun()
-        return
-    last = status.get("last_frame_at")
-    st.write("Capture is **paused**: nothing on screen is kept until you resume."
-             if pause.paused else
-             f"Capture is **on**: {status.get('kept', 0):,} frames kept since it started"
-             + (f", the last {when(datetime.fromisoformat(last))}." if last else "."))
-    left, right = st.columns(2)
-    if pause.paused and left.button("Resume", key="capture-resume", type="primary"):
-        pause.resume()
-        st.rerun()
-    if not pause.paused and left.button("Pause", key="capture-pause"):
-        pause.pause()
-        st.rerun()
-    if right.button("Stop capture", key="capture-stop"):
-        stop_background(settings())
-        st.rerun()
 
 
 # -- Timeline ---------------------------------------------------------------------------------
@@ -190,170 +154,6 @@ def search() -> None:
             st.write(snippet(undated(record.search_text)))
             if st.button("Open", key=f"search-open-{number}"):
                 open_record(record.id)
-
-
-# -- Memories ---------------------------------------------------------------------------------
-def memories() -> None:
-    st.title("Memories")
-    opened_id = st.session_state.get("open_record")
-    if opened_id:
-        show_record(opened_id)
-        st.divider()
-    store = st.radio("Store", list(STORE_LABELS), format_func=STORE_LABELS.get, index=1,
-                     horizontal=True, key="memories-store")
-    if store == "core":
-        core_blocks()
-        return
-    with st.expander(f"New {STORE_LABELS[store].lower()} memory"):
-        create_form(store)
-    page = st.number_input("Page", min_value=1, value=1, key=f"memories-page-{store}")
-    with memory() as memlane:
-        records = memlane.stores.list(store, 25, (page - 1) * 25)
-    if not records:
-        st.info("No memories here yet." if page == 1 else "No more memories.")
-        return
-    for number, record in enumerate(records):
-        with st.container(border=True):
-            st.markdown(f"**{when(record.occurred_at) or 'undated'}** · {record.source}")
-            st.write(snippet(undated(masked(record).search_text)))
-            if st.button("Open", key=f"memories-open-{number}"):
-                st.session_state["open_record"] = record.id
-                st.rerun()
-
-
-def show_record(record_id: str) -> None:
-    """One memory: its fields (editable), where it came from, its history, its screenshot."""
-    with memory() as memlane:
-        record = memlane.stores.find(record_id)
-        history = memlane.stores.history(record_id) if record else []
-        events = memlane.stores.event_metadata(record.event_ids) if record else {}
-    if record is None:
-        st.warning("That memory no longer exists.")
-        st.session_state.pop("open_record", None)
-        return
-    st.subheader(f"{STORE_LABELS[record.store]} memory")
-    st.caption(f"{when(record.occurred_at)} · {record.source} · id {record.id}")
-    reveal = record.store == "vault" and st.toggle("Reveal the secret", key="reveal")
-    shown = masked(record, reveal)
-    with st.form(f"edit-{record.id}"):
-        values = {name: st.text_area(name.replace("_", " ").capitalize(),
-                                     "\n".join(value) if isinstance(value, list)
-                                     else str(value or ""),
-                                     key=f"field-{record.id}-{name}-{reveal}",
-                                     disabled=value == MASK)
-                  for name, value in shown.fields.items()}
-        saved = st.form_submit_button("Save changes")
-    if saved:
-        changes = {name: value.split("\n") if name in record.spec.list_fields else value
-                   for name, value in values.items()
-                   if value != MASK and value != ("\n".join(record.fields[name])
-                                                  if isinstance(record.fields[name], list)
-                                                  else str(record.fields[name] or ""))}
-        if changes:
-            try:
-                with memory() as memlane:
-                    with memlane.db.transaction():
-                        memlane.stores.update(record.id, changes, actor="user")
-                    memlane.sync()
-            except MemlaneError as bad:
-                st.error(str(bad))
-            else:
-                st.success("Saved. The old value is in the history below.")
-        else:
-            st.info("Nothing changed.")
-    frame_id = st.session_state.get("timeline-frame") or next(
-        (str(meta["frame"]) for meta in events.values() if meta.get("frame")), None)
-    if frame_id:
-        screenshot(frame_id)
-    with st.expander(f"History ({len(history)} changes)"):
-        for row in history:
-            st.write(f"{row['at'][:19].replace('T', ' ')} · {row['op'].lower()} by "
-                     f"{row['actor']}")
-    with st.expander("What it came from"):
-        with memory() as memlane:
-            derived = memlane.stores.derived_from(record.event_ids)
-        for other in derived:
-            if other.id != record.id:
-                st.write(f"{STORE_LABELS[other.store]}: {snippet(masked(other).search_text, 120)}")
-        st.caption(f"{len(record.event_ids)} source events")
-
-    def delete() -> None:
-        with memory() as memlane:
-            memlane.forget(record.id)
-        st.session_state.pop("open_record", None)
-        st.toast("Deleted. Its history keeps the old value.")
-        st.rerun()
-
-    left, right = st.columns(2)
-    with left:
-        confirmable(f"delete-{record.id}", "Delete this memory", delete)
-    if right.button("Close", key="close-record"):
-        st.session_state.pop("open_record", None)
-        st.session_state.pop("timeline-frame", None)
-        st.rerun()
-
-
-def screenshot(frame_id: str) -> None:
-    from app.errors import InvalidInput
-
-    frames = opened().frames
-    try:
-        with memory():
-            frame, picture = frames.get(frame_id), frames.image(frame_id)
-    except (InvalidInput, OSError):
-        st.caption("Its screenshot was deleted (retention or forgetting).")
-        return
-    st.image(picture, caption=f"{frame.title or frame.app} · {when(frame.captured_at)}")
-
-
-def core_blocks() -> None:
-    st.caption("What Memlane always keeps in mind about you and about itself.")
-    with memory() as memlane:
-        blocks = {label: memlane.stores.core(label) for label in ("human", "persona")}
-    for label, value in blocks.items():
-        with st.form(f"core-{label}"):
-            text = st.text_area("About you" if label == "human" else "About the assistant",
-                                value, height=160, key=f"core-text-{label}")
-            if st.form_submit_button("Save"):
-                try:
-                    with memory() as memlane, memlane.db.transaction():
-                        memlane.stores.set_core(label, text, actor="user")
-                except MemlaneError as bad:
-                    st.error(str(bad))
-                else:
-                    st.success("Saved.")
-
-
-def create_form(store: str) -> None:
-    from datetime import UTC, datetime
-
-    from memory.events import content_id
-    from memory.records import Record
-
-    spec = STORES[store]
-    with st.form(f"create-{store}", clear_on_submit=True):
-        values = {name: st.text_area(name.replace("_", " ").capitalize(), key=f"new-{store}-{name}")
-                  for name in spec.fields}
-        made = st.form_submit_button("Add")
-    if not made:
-        return
-    if not any(v.strip() for v in values.values()):
-        st.error("Fill in at least one field.")
-        return
-    fields = {name: [line for line in value.split("\n") if line.strip()]
-              if name in spec.list_fields else value for name, value in values.items()}
-    record = Record(store=store, id=content_id(store, "user", json.dumps(fields)),
-                    source="dashboard", occurred_at=datetime.now(UTC), event_ids=(),
-                    fields=fields)
-    try:
-        with memory() as memlane:
-            with memlane.db.transaction():
-                memlane.stores.add(record, actor="user")
-            memlane.sync()
-    except MemlaneError as bad:
-        st.error(str(bad))
-    else:
-        st.success("Added.")
 
 
 # -- Graph ------------------------------------------------------------------------------------
@@ -473,170 +273,6 @@ def sources(shown: list, cited: bool, turn_number: int) -> None:
         if st.button(snippet(line, 140), key=f"cited-{turn_number}-{number}",
                      help="Open this memory"):
             open_record(record_id)
-
-
-# -- Capture & privacy ------------------------------------------------------------------------
-def capture() -> None:
-    from app.service import read_status
-    from app.settings import save_settings
-
-    st.title("Capture & privacy")
-    current = settings()
-    capture_switch(read_status(current))
-    st.divider()
-    with st.form("capture-settings"):
-        st.subheader("What is captured")
-        interval = st.number_input("Seconds between screenshots", 1.0, 600.0,
-                                   float(current.capture_interval), key="capture-interval")
-        idle = st.number_input("Stop after this many idle seconds (0: never)", 0.0, 86400.0,
-                               float(current.capture_skip_idle_seconds), key="capture-idle")
-        apps = st.text_area("Applications never captured (one per line)",
-                            "\n".join(current.capture_excluded_apps), key="capture-apps")
-        titles = st.text_area("Window titles never captured (patterns, one per line)",
-                              "\n".join(current.capture_excluded_titles), key="capture-titles")
-        st.subheader("Secrets")
-        st.caption("Card numbers, API keys and tokens, private keys, passwords beside a "
-                   "password label and one-time codes are always cut out of what you say "
-                   "and see, and blacked out of screenshots, before anything is stored.")
-        rules = st.text_area("Also cut out (your own patterns, one per line, e.g. "
-                             "`project falcon` or `\\bINV-\\d+`)",
-                             "\n".join(current.redact_patterns), key="redact-rules",
-                             help="Regular expressions, case-insensitive. What they match "
-                                  "is never stored, not even in the vault. They apply to "
-                                  "what is remembered from now on.")
-        vault = st.checkbox("Keep the secrets found on screen in the knowledge vault",
-                            current.capture_vault_secrets, key="capture-vault")
-        st.subheader("Screenshots kept")
-        days = st.number_input("Days", 1.0, 3650.0, float(current.frames_keep_days),
-                               key="frames-days")
-        size = st.number_input("At most (MB)", 10.0, 1e6, float(current.frames_max_mb),
-                               key="frames-mb")
-        saved = st.form_submit_button("Save", type="primary")
-    if saved:
-        try:
-            save_settings(current, {
-                "capture_interval": interval, "capture_skip_idle_seconds": idle,
-                "capture_excluded_apps": [a.strip() for a in apps.splitlines() if a.strip()],
-                "capture_excluded_titles": [t.strip() for t in titles.splitlines()
-                                            if t.strip()],
-                "redact_patterns": [r.strip() for r in rules.splitlines() if r.strip()],
-                "capture_vault_secrets": vault, "frames_keep_days": days,
-                "frames_max_mb": size})
-        except MemlaneError as bad:
-            st.error(str(bad))
-        else:
-            reopen()
-            st.success("Saved. Capture uses the new settings when it next starts.")
-
-
-# -- Model ------------------------------------------------------------------------------------
-def model() -> None:
-    import psutil
-
-    from app.settings import save_settings
-    from inference.models import MODELS, ModelStore
-
-    st.title("Model")
-    current = settings()
-    store = ModelStore(current.models_dir)
-    rows = [{"model": spec.title, "name": spec.name, "role": spec.role,
-             "size (MiB)": round(spec.size / 2**20), "status": str(store.status(spec)),
-             "active": "yes" if spec.name == current.model else ""}
-            for spec in MODELS.values()]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    names = [spec.name for spec in MODELS.values()]
-    chosen = st.selectbox("Answer with", names, index=names.index(current.model)
-                          if current.model in names else 0, key="model-choice")
-    if chosen != current.model and st.button("Use this model", type="primary"):
-        save_settings(current, {"model": chosen})
-        reopen()
-        st.success(f"Memlane answers with {chosen} from the next question on.")
-    st.subheader("Memory budget")
-    st.info("Size control (growing and shrinking the model with free memory) is not "
-            "available yet; the whole model is loaded, its weights paged in from disk.")
-    resident = psutil.Process().memory_info().rss
-    free = psutil.virtual_memory().available
-    left, right = st.columns(2)
-    left.metric("Memlane's resident memory", f"{resident / 2**20:,.0f} MiB")
-    right.metric("Free memory", f"{free / 2**20:,.0f} MiB")
-
-
-# -- Import / export --------------------------------------------------------------------------
-def transfer() -> None:
-    st.title("Import / export")
-    st.subheader("Import")
-    st.caption("Chat exports (ChatGPT, LoCoMo JSON), Markdown and text notes. Files already "
-               "imported are skipped; a file that cannot be read changes nothing.")
-    uploads = st.file_uploader("Files", accept_multiple_files=True, key="import-files")
-    folder = st.text_input("…or a folder on this computer", key="import-folder")
-    if st.button("Import", type="primary", disabled=not uploads and not folder.strip()):
-        if uploads:
-            with tempfile.TemporaryDirectory() as staging:
-                for upload in uploads:
-                    (Path(staging) / Path(upload.name).name).write_bytes(upload.getvalue())
-                run_import(Path(staging))
-        if folder.strip():
-            run_import(Path(folder.strip()).expanduser())
-    st.divider()
-    st.subheader("Export")
-    st.caption("The whole memory as JSON lines, vault secrets included: keep the file safe.")
-    if st.button("Prepare an export", key="export"):
-        from app.maintenance import export
-
-        target = settings().home / "exports" / f"memlane-{date.today():%Y-%m-%d}.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with memory() as memlane:
-            counts = export(memlane, target)
-        st.session_state["export-path"] = str(target)
-        st.success(f"{sum(counts.values()):,} rows exported to {target}.")
-    if st.session_state.get("export-path"):
-        path = Path(st.session_state["export-path"])
-        st.download_button("Download the export", path.read_bytes(), file_name=path.name)
-    st.divider()
-    st.subheader("Restore")
-    st.caption("Loads an export into an empty memory.")
-    restore_file = st.file_uploader("Export file (.jsonl)", key="restore-file")
-    if restore_file and st.button("Restore", key="restore"):
-        from app.maintenance import restore
-
-        with tempfile.TemporaryDirectory() as staging:
-            path = Path(staging) / "restore.jsonl"
-            path.write_bytes(restore_file.getvalue())
-            try:
-                with memory() as memlane:
-                    counts = restore(memlane, path)
-            except MemlaneError as bad:
-                st.error(str(bad))
-            else:
-                st.success(f"Restored {sum(counts.values()):,} rows.")
-
-
-def run_import(path: Path) -> None:
-    from app.maintenance import import_path
-
-    bar = st.progress(0.0, text=f"Reading {path.name}…")
-
-    def progress(label: str, total: int):
-        done = [0]
-
-        def step(count: int) -> None:
-            done[0] += count
-            bar.progress(min(1.0, done[0] / max(1, total)), text=f"{label} ({done[0]:,} of "
-                                                                   f"{total:,})")
-        return step
-
-    try:
-        with memory() as memlane:
-            summary = import_path(memlane, path, progress)
-    except MemlaneError as bad:
-        bar.empty()
-        st.error(str(bad))
-        return
-    bar.progress(1.0, text="Done")
-    report = summary.report
-    st.success(f"Imported {report.events:,} new events"
-               + (f" ({report.duplicates:,} already there)" if report.duplicates else "")
-               + ".")
 
 
 PAGES = {

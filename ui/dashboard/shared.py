@@ -36,22 +36,22 @@ class Opened:
     assistants: dict[str, Assistant] = field(default_factory=dict)
 
 
-_parts: Parts | None = None
+_registered: list[Parts] = []
+"""The parts every memory the dashboard opens is built with (empty: load the defaults)."""
 
 
 def register_parts(parts: Parts) -> None:
     """Loaded parts (models) for every memory the dashboard opens from now on: a memory
     opened again after a settings change keeps them, and tests register theirs here."""
-    global _parts
-    _parts = parts
+    _registered[:] = [parts]
 
 
 @st.cache_resource(show_spinner="Opening your memory…")
 def _open(home: str) -> Opened:
     from app.service import frame_store
 
-    memlane = Memlane(Settings(home=home), _parts)
-    if _parts is None:
+    memlane = Memlane(Settings(home=home), _registered[0] if _registered else None)
+    if not _registered:
         register_parts(Parts(embedder=memlane.embedder, analyzer=memlane.analyzer))
     return Opened(memlane, frame_store(memlane))
 
@@ -141,4 +141,38 @@ def confirmable(key: str, label: str, action: Callable[[], None], help_: str = "
             st.rerun()
     elif st.button(label, key=key, help=help_):
         st.session_state[f"confirm-{key}"] = True
+        st.rerun()
+
+
+def capture_switch(status: dict) -> None:
+    """Capture on or off, paused or not, with the buttons that change it."""
+    from app.errors import CaptureUnavailable
+    from app.service import start_background, stop_background
+    from capture.privacy import PauseSwitch
+
+    pause = PauseSwitch(settings().capture_dir)
+    if not status.get("running"):
+        st.write("Capture is **off**.")
+        if st.button("Start capture", key="capture-start", type="primary"):
+            try:
+                start_background(settings())
+            except CaptureUnavailable as off:
+                st.error(str(off))
+            else:
+                st.rerun()
+        return
+    last = status.get("last_frame_at")
+    st.write("Capture is **paused**: nothing on screen is kept until you resume."
+             if pause.paused else
+             f"Capture is **on**: {status.get('kept', 0):,} frames kept since it started"
+             + (f", the last {when(datetime.fromisoformat(last))}." if last else "."))
+    left, right = st.columns(2)
+    if pause.paused and left.button("Resume", key="capture-resume", type="primary"):
+        pause.resume()
+        st.rerun()
+    if not pause.paused and left.button("Pause", key="capture-pause"):
+        pause.pause()
+        st.rerun()
+    if right.button("Stop capture", key="capture-stop"):
+        stop_background(settings())
         st.rerun()

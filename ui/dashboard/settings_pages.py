@@ -1,0 +1,181 @@
+"""The dashboard's settings pages: capture and privacy, the model, import and export."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import streamlit as st
+
+from app.errors import MemlaneError
+from ui.dashboard.shared import (
+    capture_switch,
+    memory,
+    reopen,
+    settings,
+)
+
+
+# -- Capture & privacy ------------------------------------------------------------------------
+def capture() -> None:
+    from app.service import read_status
+    from app.settings import save_settings
+
+    st.title("Capture & privacy")
+    current = settings()
+    capture_switch(read_status(current))
+    st.divider()
+    with st.form("capture-settings"):
+        st.subheader("What is captured")
+        interval = st.number_input("Seconds between screenshots", 1.0, 600.0,
+                                   float(current.capture_interval), key="capture-interval")
+        idle = st.number_input("Stop after this many idle seconds (0: never)", 0.0, 86400.0,
+                               float(current.capture_skip_idle_seconds), key="capture-idle")
+        apps = st.text_area("Applications never captured (one per line)",
+                            "\n".join(current.capture_excluded_apps), key="capture-apps")
+        titles = st.text_area("Window titles never captured (patterns, one per line)",
+                              "\n".join(current.capture_excluded_titles), key="capture-titles")
+        st.subheader("Secrets")
+        st.caption("Card numbers, API keys and tokens, private keys, passwords beside a "
+                   "password label and one-time codes are always cut out of what you say "
+                   "and see, and blacked out of screenshots, before anything is stored.")
+        rules = st.text_area("Also cut out (your own patterns, one per line, e.g. "
+                             "`project falcon` or `\\bINV-\\d+`)",
+                             "\n".join(current.redact_patterns), key="redact-rules",
+                             help="Regular expressions, case-insensitive. What they match "
+                                  "is never stored, not even in the vault. They apply to "
+                                  "what is remembered from now on.")
+        vault = st.checkbox("Keep the secrets found on screen in the knowledge vault",
+                            current.capture_vault_secrets, key="capture-vault")
+        st.subheader("Screenshots kept")
+        days = st.number_input("Days", 1.0, 3650.0, float(current.frames_keep_days),
+                               key="frames-days")
+        size = st.number_input("At most (MB)", 10.0, 1e6, float(current.frames_max_mb),
+                               key="frames-mb")
+        saved = st.form_submit_button("Save", type="primary")
+    if saved:
+        try:
+            save_settings(current, {
+                "capture_interval": interval, "capture_skip_idle_seconds": idle,
+                "capture_excluded_apps": [a.strip() for a in apps.splitlines() if a.strip()],
+                "capture_excluded_titles": [t.strip() for t in titles.splitlines()
+                                            if t.strip()],
+                "redact_patterns": [r.strip() for r in rules.splitlines() if r.strip()],
+                "capture_vault_secrets": vault, "frames_keep_days": days,
+                "frames_max_mb": size})
+        except MemlaneError as bad:
+            st.error(str(bad))
+        else:
+            reopen()
+            st.success("Saved. Capture uses the new settings when it next starts.")
+
+
+# -- Model ------------------------------------------------------------------------------------
+def model() -> None:
+    import psutil
+
+    from app.settings import save_settings
+    from inference.models import MODELS, ModelStore
+
+    st.title("Model")
+    current = settings()
+    store = ModelStore(current.models_dir)
+    rows = [{"model": spec.title, "name": spec.name, "role": spec.role,
+             "size (MiB)": round(spec.size / 2**20), "status": str(store.status(spec)),
+             "active": "yes" if spec.name == current.model else ""}
+            for spec in MODELS.values()]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    names = [spec.name for spec in MODELS.values()]
+    chosen = st.selectbox("Answer with", names, index=names.index(current.model)
+                          if current.model in names else 0, key="model-choice")
+    if chosen != current.model and st.button("Use this model", type="primary"):
+        save_settings(current, {"model": chosen})
+        reopen()
+        st.success(f"Memlane answers with {chosen} from the next question on.")
+    st.subheader("Memory budget")
+    st.info("Size control (growing and shrinking the model with free memory) is not "
+            "available yet; the whole model is loaded, its weights paged in from disk.")
+    resident = psutil.Process().memory_info().rss
+    free = psutil.virtual_memory().available
+    left, right = st.columns(2)
+    left.metric("Memlane's resident memory", f"{resident / 2**20:,.0f} MiB")
+    right.metric("Free memory", f"{free / 2**20:,.0f} MiB")
+
+
+# -- Import / export --------------------------------------------------------------------------
+def transfer() -> None:
+    st.title("Import / export")
+    st.subheader("Import")
+    st.caption("Chat exports (ChatGPT, LoCoMo JSON), Markdown and text notes. Files already "
+               "imported are skipped; a file that cannot be read changes nothing.")
+    uploads = st.file_uploader("Files", accept_multiple_files=True, key="import-files")
+    folder = st.text_input("…or a folder on this computer", key="import-folder")
+    if st.button("Import", type="primary", disabled=not uploads and not folder.strip()):
+        if uploads:
+            with tempfile.TemporaryDirectory() as staging:
+                for upload in uploads:
+                    (Path(staging) / Path(upload.name).name).write_bytes(upload.getvalue())
+                run_import(Path(staging))
+        if folder.strip():
+            run_import(Path(folder.strip()).expanduser())
+    st.divider()
+    st.subheader("Export")
+    st.caption("The whole memory as JSON lines, vault secrets included: keep the file safe.")
+    if st.button("Prepare an export", key="export"):
+        from app.maintenance import export
+
+        target = settings().home / "exports" / f"memlane-{date.today():%Y-%m-%d}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with memory() as memlane:
+            counts = export(memlane, target)
+        st.session_state["export-path"] = str(target)
+        st.success(f"{sum(counts.values()):,} rows exported to {target}.")
+    if st.session_state.get("export-path"):
+        path = Path(st.session_state["export-path"])
+        st.download_button("Download the export", path.read_bytes(), file_name=path.name)
+    st.divider()
+    st.subheader("Restore")
+    st.caption("Loads an export into an empty memory.")
+    restore_file = st.file_uploader("Export file (.jsonl)", key="restore-file")
+    if restore_file and st.button("Restore", key="restore"):
+        from app.maintenance import restore
+
+        with tempfile.TemporaryDirectory() as staging:
+            path = Path(staging) / "restore.jsonl"
+            path.write_bytes(restore_file.getvalue())
+            try:
+                with memory() as memlane:
+                    counts = restore(memlane, path)
+            except MemlaneError as bad:
+                st.error(str(bad))
+            else:
+                st.success(f"Restored {sum(counts.values()):,} rows.")
+
+
+def run_import(path: Path) -> None:
+    from app.maintenance import import_path
+
+    bar = st.progress(0.0, text=f"Reading {path.name}…")
+
+    def progress(label: str, total: int):
+        done = [0]
+
+        def step(count: int) -> None:
+            done[0] += count
+            bar.progress(min(1.0, done[0] / max(1, total)), text=f"{label} ({done[0]:,} of "
+                                                                   f"{total:,})")
+        return step
+
+    try:
+        with memory() as memlane:
+            summary = import_path(memlane, path, progress)
+    except MemlaneError as bad:
+        bar.empty()
+        st.error(str(bad))
+        return
+    bar.progress(1.0, text="Done")
+    report = summary.report
+    st.success(f"Imported {report.events:,} new events"
+               + (f" ({report.duplicates:,} already there)" if report.duplicates else "")
+               + ".")
