@@ -24,6 +24,7 @@ from typing import Any
 
 from app.container import Memlane
 from app.errors import CaptureUnavailable, InvalidInput
+from app.files import replace_file
 from app.settings import Settings
 from capture.ocr import OCR
 from capture.privacy import Exclusions, PauseSwitch
@@ -180,9 +181,7 @@ class CaptureService:
 
     def write_status(self) -> None:
         self.files.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.files.status.with_suffix(".partial")
-        partial.write_text(json.dumps(self.status(), indent=1))
-        os.replace(partial, self.files.status)
+        replace_file(self.files.status, json.dumps(self.status(), indent=1))
 
     def stop(self) -> None:
         """Stop the jobs, store what is waiting, hand the rest of the text to memory."""

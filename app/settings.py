@@ -160,8 +160,7 @@ def save_settings(settings: Settings, changes: dict[str, object]) -> Settings:
 
     Exclusions(updated.capture_excluded_apps, updated.capture_excluded_titles)  # patterns
     rules_of(updated.redact_patterns)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(merged, indent=1, default=str))
-    os.replace(partial, path)
+    from app.files import replace_file
+
+    replace_file(path, json.dumps(merged, indent=1, default=str))
     return updated

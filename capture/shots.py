@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidInput
+from app.files import replace_file
 from capture.desktop import Window
 from capture.frames import Box
 from capture.ocr import Line
@@ -170,12 +170,7 @@ class FrameStore:
 
     def _write(self, relative: Path, data: bytes) -> int:
         """Write a file whole or not at all (a crash leaves no half picture)."""
-        target = self.home / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
-        return len(data)
+        return replace_file(self.home / relative, data)
 
     def requeue(self, event_id: str) -> list[Frame]:
         """The frames an event held, pending again (their episode is to be re-made)."""
