@@ -116,6 +116,7 @@ def test_services_start_and_the_dashboard_opens(qapp: QApplication, desktop: Des
     desktop.start_services()
     assert any("DISPLAY" in note for note in desktop.notes)
     desktop.actions()["Open dashboard"].trigger()
+    wait_for(qapp, lambda: bool(desktop.opened))  # type: ignore[attr-defined]
     assert desktop.opened == [f"http://127.0.0.1:{desktop.port}"]  # type: ignore[attr-defined]
     assert listening(desktop.port)
     server = desktop.dashboard

@@ -10,12 +10,13 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
     QApplication,
@@ -277,14 +278,22 @@ class Desktop:
             self.dashboard = start(self.port, self.settings.home,
                                    self.settings.home / "logs" / "dashboard.log")
 
-    def open_dashboard(self) -> None:
-        import time
-
+    def open_dashboard(self, wait_seconds: float = 60.0) -> None:
+        """Open the dashboard in the browser once its server answers, starting it first if
+        need be; the tray stays responsive meanwhile (the server is polled on a timer)."""
         self.start_dashboard()
-        deadline = time.monotonic() + 30
-        while not listening(self.port) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.open_url(f"http://127.0.0.1:{self.port}")
+        deadline = time.monotonic() + wait_seconds
+
+        def check() -> None:
+            if listening(self.port):
+                self.open_url(f"http://127.0.0.1:{self.port}")
+            elif time.monotonic() < deadline:
+                QTimer.singleShot(200, check)
+            else:
+                self.tell("The dashboard did not start; its log is in "
+                          f"{self.settings.home / 'logs' / 'dashboard.log'}.")
+
+        check()
 
     def quit(self) -> None:
         """Leave the app; capture and the dashboard it started go on unless it started
