@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import streamlit as st
 
@@ -122,10 +122,6 @@ def streamed_answer(assistant: Assistant, question: str
             yield piece
 
     return pieces_of(), future
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def confirmable(key: str, label: str, action: Callable[[], None], help_: str = "") -> None:
