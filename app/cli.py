@@ -18,6 +18,7 @@ from rich.table import Table
 
 from app.errors import InvalidInput, MemlaneError
 from app.settings import Settings
+from memory.records import masked
 
 app = typer.Typer(help="Memlane: a private, local, lifelong memory.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -144,15 +145,6 @@ def memories_list(
         when = record.occurred_at.strftime("%Y-%m-%d") if record.occurred_at else ""
         table.add_row(when, snippet(masked(record).search_text, 100), record.id)
     console.print(table)
-
-
-def masked(record):
-    """Vault secrets stay hidden unless asked for with --reveal."""
-    from dataclasses import replace
-
-    if record.store != "vault":
-        return record
-    return replace(record, fields={**record.fields, "secret_value": "••••••"})
 
 
 def core_label(record_id: str) -> str | None:

@@ -129,7 +129,6 @@ class Neighbourhood:
 
 
 EDGE_MEMORIES = 5
-_NONE = _Passage("", "", None, -1, (), ())
 
 
 class GraphIndex:
@@ -362,7 +361,8 @@ class GraphIndex:
     def _edge(self, a: int, b: int) -> Edge:
         both = np.flatnonzero(self._mentioning(a) & self._mentioning(b))
         pair = {(a, b), (b, a)}
-        facts = sorted({text for node in both for text in (self.passages[node] or _NONE).facts
+        live = [passage for node in both if (passage := self.passages[node])]
+        facts = sorted({text for passage in live for text in passage.facts
                         if self.fact_nodes[self.facts[text]] in pair})
         kind = "fact" if (a, b) in self.fact_edges or (b, a) in self.fact_edges else "synonym"
         return Edge(self.entity_names[a], self.entity_names[b], kind, tuple(facts),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -139,3 +139,14 @@ def field_to_sql(spec: StoreSpec, name: str, value: Any) -> Any:
 
 def field_from_sql(spec: StoreSpec, name: str, value: Any) -> Any:
     return json.loads(value) if name in spec.list_fields else value
+
+
+MASK = "••••••"
+"""What a vault secret shows as until the user asks to see it."""
+
+
+def masked(record: Record, reveal: bool = False) -> Record:
+    """A vault record with its secret hidden, unless the user asked to see it."""
+    if record.store != "vault" or reveal:
+        return record
+    return replace(record, fields={**record.fields, "secret_value": MASK})

@@ -13,6 +13,7 @@ from rich.table import Table
 from app.container import Memlane
 from app.errors import MemlaneError
 from inference.assistant import Answer, Assistant
+from memory.records import masked
 
 HELP = """Ask anything about your past; answers cite the memories they use.
   /search TEXT   show the memories a search finds, with their ids
@@ -117,10 +118,9 @@ def show_memory(memlane: Memlane, console: Console, record_id: str) -> None:
     table = Table(box=None, show_header=False, padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    for name, value in record.fields.items():
-        shown = "••••••" if record.store == "vault" and name == "secret_value" else \
-            "\n".join(value) if isinstance(value, list) else str(value or "")
-        table.add_row(name, escape(shown))
+    hidden = masked(record)
+    for name in record.fields:
+        table.add_row(name, escape(hidden.text_of((name,))))
     when = record.occurred_at.strftime("%d %b %Y %H:%M") if record.occurred_at else "undated"
     console.print(Panel(table, title=f"{record.store} · {when} · {record.source}",
                         title_align="left", border_style="dim"))

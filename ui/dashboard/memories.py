@@ -9,13 +9,11 @@ from datetime import datetime
 import streamlit as st
 
 from app.errors import MemlaneError
-from memory.records import STORES
+from memory.records import MASK, STORES, masked
 from memory.writepath import undated
 from ui.dashboard.shared import (
-    MASK,
     STORE_LABELS,
     confirmable,
-    masked,
     memory,
     opened,
     snippet,
@@ -68,8 +66,7 @@ def show_record(record_id: str) -> None:
     shown = masked(record, reveal)
     with st.form(f"edit-{record.id}"):
         values = {name: st.text_area(name.replace("_", " ").capitalize(),
-                                     "\n".join(value) if isinstance(value, list)
-                                     else str(value or ""),
+                                     shown.text_of((name,)),
                                      key=f"field-{record.id}-{name}-{reveal}",
                                      disabled=value == MASK)
                   for name, value in shown.fields.items()}
@@ -77,9 +74,7 @@ def show_record(record_id: str) -> None:
     if saved:
         changes = {name: value.split("\n") if name in record.spec.list_fields else value
                    for name, value in values.items()
-                   if value != MASK and value != ("\n".join(record.fields[name])
-                                                  if isinstance(record.fields[name], list)
-                                                  else str(record.fields[name] or ""))}
+                   if value != MASK and value != record.text_of((name,))}
         if changes:
             try:
                 with memory() as memlane:

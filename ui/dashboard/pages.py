@@ -11,13 +11,13 @@ import streamlit as st
 
 from app import queries
 from app.errors import MemlaneError
+from memory.records import masked
 from memory.writepath import undated
 from ui.dashboard.memories import memories
 from ui.dashboard.settings_pages import capture, model, transfer
 from ui.dashboard.shared import (
     STORE_LABELS,
     capture_switch,
-    masked,
     memory,
     open_record,
     opened,

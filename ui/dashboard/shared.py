@@ -17,11 +17,9 @@ from app.container import Memlane, Parts
 from app.settings import Settings, data_dir
 from capture.shots import FrameStore
 from inference.assistant import Answer, Assistant
-from memory.records import Record
 
 STORE_LABELS = {"core": "Core", "episodic": "Episodic", "semantic": "Semantic",
                 "procedural": "Procedural", "resource": "Resources", "vault": "Knowledge vault"}
-MASK = "••••••"
 
 
 @dataclass
@@ -91,15 +89,6 @@ def when(moment: datetime | None, with_time: bool = True) -> str:
 def snippet(text: str, limit: int = 220) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…"
-
-
-def masked(record: Record, reveal: bool = False) -> Record:
-    """A vault record with its secret hidden, unless the user asked to see it."""
-    from dataclasses import replace
-
-    if record.store != "vault" or reveal:
-        return record
-    return replace(record, fields={**record.fields, "secret_value": MASK})
 
 
 def open_record(record_id: str) -> None:
