@@ -66,7 +66,8 @@ def build_capture(memlane: Memlane, environ: Mapping[str, str] | None = None,
         Exclusions(settings.capture_excluded_apps, settings.capture_excluded_titles),
         CaptureRules(settings.capture_min_change, settings.capture_skip_idle_seconds,
                      settings.capture_skip_locked, settings.capture_vault_secrets,
-                     memlane.redaction_rules, settings.capture_churn_seconds),
+                     memlane.redaction_rules, settings.capture_churn_seconds,
+                     settings.capture_picture_seconds),
         memlane.ingest, settings.batch_size, settings.capture_episode_seconds)
 
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     capture_churn_seconds: float = Field(15.0, ge=0)
     """While the whole screen changes on every look (video, fast scrolling), it is read at
     most this often; 0 reads every change."""
+    capture_picture_seconds: float = Field(30.0, ge=0)
+    """While one window stays in front, a screenshot is kept at most this often (the text
+    on screen is still read at every look); 0 keeps the screenshot of every kept frame."""
     capture_excluded_apps: tuple[str, ...] = (
         "keepassxc", "keepass", "keepass2", "1password", "bitwarden", "lastpass", "enpass",
         "dashlane", "proton pass", "seahorse", "kwalletmanager5", "kwalletmanager")

@@ -95,6 +95,9 @@ class CaptureRules:
     churn_seconds: float = 15.0
     """While the whole screen changes on every look (video, fast scrolling, flipping
     pages), it is read at most this often (0: every time)."""
+    picture_seconds: float = 30.0
+    """While one window stays in front, a picture is kept at most this often (its text is
+    read at every look); 0 keeps the picture of every kept frame."""
 
 
 @dataclass
@@ -129,6 +132,10 @@ class _Monitor:
     thumbnail_at: datetime | None = None
     """When the last thumbnail was kept (one per window and episode length)."""
     thumbnail_window: Window | None = None
+    picture_at: datetime | None = None
+    """When the last picture was kept, of which window, and the boxes changed since."""
+    picture_window: Window | None = None
+    unpictured: list[Box] = field(default_factory=list)
     whole_at: datetime | None = None
     """When the last kept frame changed the whole screen or turned its page (else None)."""
 
@@ -234,12 +241,19 @@ class ScreenCapture:
             frame_id = self.frames.frame_id(monitor, at)
             text = redaction.text if redaction.text.strip() else ""
             vaulted = bool(text) and self.rules.vault_secrets and bool(redaction.secret_boxes)
-            thumb = state.thumbnail_at is None or state.thumbnail_window != window or \
-                (at - state.thumbnail_at).total_seconds() >= self.episode_seconds
-            self.frames.save(monitor, at, window, black_out(rgb, state.secrets), boxes, kept,
-                             text, with_thumbnail=thumb)
+            thumb = _due(state.thumbnail_at, state.thumbnail_window, at, window,
+                         self.episode_seconds)
+            picture = thumb or boxes is None or _due(state.picture_at, state.picture_window, at,
+                                                     window, self.rules.picture_seconds)
+            changed = None if boxes is None else state.unpictured + boxes
+            self.frames.save(monitor, at, window, black_out(rgb, state.secrets), changed, kept,
+                             text, picture, thumb)
             if thumb:
                 state.thumbnail_at, state.thumbnail_window = at, window
+            if picture:
+                state.picture_at, state.picture_window, state.unpictured = at, window, []
+            else:
+                state.unpictured = changed or []
             if vaulted:  # the user wants secrets in the vault: the raw text goes to the
                 # write path now (it redacts and vaults) and is never stored
                 self.write([screen_event(at, window, redaction.raw_text, frame_id)])
@@ -287,6 +301,13 @@ class ScreenCapture:
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
+
+
+def _due(last: datetime | None, last_window: Window | None, at: datetime,
+         window: Window | None, seconds: float) -> bool:
+    """Whether a window's picture or thumbnail is due: none yet, another window, or
+    `seconds` since the last."""
+    return last is None or last_window != window or (at - last).total_seconds() >= seconds
 
 
 def screen_episodes(frames: list[Frame], seconds: float) -> list[list[Frame]]:

@@ -4,8 +4,11 @@ and their rows in SQLite.
 Most kept frames differ from the one before in a few lines, so a frame is stored as a
 patch (the changed boxes only, the rest black, which WebP makes almost free) on top of a
 key frame stored whole; a key frame starts every `keyframe_every` frames, or when most
-of the screen changed. Deleting a frame keeps the frames after it whole: the next patch
-takes over what the deleted one carried (or becomes a key frame).
+of the screen changed. While one window stays in front, a picture is kept at most every
+`picture_seconds` (the capture's rule); the frames between are "text" frames, whose text
+is kept but not their picture, and the next picture's patch covers all they changed.
+Deleting a frame keeps the frames after it whole: the next picture takes over what the
+deleted one carried (or becomes a key frame).
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ class Frame:
     width: int
     height: int
     kind: str
+    """"key" (a whole picture), "patch" (the boxes that changed since the picture before)
+    or "text" (no picture of its own: `FrameStore.picture_of` finds the one shown)."""
     boxes: tuple[Box, ...]
     path: str
+    """The picture's path; "" for a text frame."""
     thumb: str
     """The thumbnail's path; "" for a frame without one (one per window and minute)."""
     bytes: int
@@ -69,6 +75,10 @@ class Frame:
                         for text, box, score in json.loads(row["lines"])),
             text=row["text"], event_id=row["event_id"], flushed=bool(row["flushed"]),
         )
+
+    @property
+    def has_picture(self) -> bool:
+        return self.kind != "text"
 
 
 def encode(rgb: np.ndarray, quality: int) -> bytes:
@@ -125,30 +135,35 @@ class FrameStore:
     # -- writing ----------------------------------------------------------------------------
     def save(self, monitor: int, at: datetime, window: Window | None, rgb: np.ndarray,
              changed: list[Box] | None, lines: list[Line], text: str,
-             with_thumbnail: bool = True) -> Frame:
-        """Store a kept frame (already blacked out where secrets were): whole, or as the
-        patch of the boxes that changed since the last frame of its monitor; with a
-        thumbnail if asked."""
+             with_picture: bool = True, with_thumbnail: bool = True) -> Frame:
+        """Store a kept frame: its text, and if asked its picture (already blacked out where
+        secrets were), whole or as the patch of the boxes that changed since the last
+        picture of its monitor, and a thumbnail. Without a picture it is a text frame."""
         height, width = rgb.shape[:2]
         frame_id = self.frame_id(monitor, at)
-        boxes = tuple(changed or ())
-        if not self._patchable(monitor, width, height, boxes):
-            kind, boxes, picture = "key", (), rgb
-        else:
-            kind, picture = "patch", patch_of(rgb, boxes)
         folder = Path("frames") / f"{at:%Y-%m-%d}"
-        path = folder / f"{frame_id}.webp"
-        thumb = folder / f"{frame_id}.thumb.webp" if with_thumbnail else None
-        size = self._write(path, encode(picture, self.quality))
-        if thumb:
-            size += self._write(thumb, thumbnail(rgb, self.quality))
+        boxes = tuple(dict.fromkeys(changed or ()))
+        path = thumb = None
+        size = 0
+        if not with_picture:
+            kind, boxes = "text", ()
+        elif self._patchable(monitor, width, height, boxes):
+            kind, picture = "patch", patch_of(rgb, boxes)
+        else:
+            kind, boxes, picture = "key", (), rgb
+        if with_picture:
+            path = folder / f"{frame_id}.webp"
+            size = self._write(path, encode(picture, self.quality))
+            if with_thumbnail:
+                thumb = folder / f"{frame_id}.thumb.webp"
+                size += self._write(thumb, thumbnail(rgb, self.quality))
         self.db.execute(
             "INSERT OR REPLACE INTO frames (id, monitor, captured_at, app, title, width, "
             "height, kind, boxes, path, thumb, bytes, lines, text, event_id, flushed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)",
             (frame_id, monitor, iso(at), window.app if window else "",
              window.title if window else "", width, height, kind, _boxes_json(boxes),
-             str(path), str(thumb or ""), size, _lines_json(lines), text))
+             str(path or ""), str(thumb or ""), size, _lines_json(lines), text))
         return self.get(frame_id)
 
     @staticmethod
@@ -156,7 +171,7 @@ class FrameStore:
         return content_id("frame", monitor, iso(at))
 
     def _patchable(self, monitor: int, width: int, height: int, boxes: tuple[Box, ...]) -> bool:
-        if not boxes or sum(b.area for b in boxes) > FULL_CHANGE * width * height:
+        if not boxes or covered(boxes, width, height) > FULL_CHANGE * width * height:
             return False
         last_key = self.db.execute(
             "SELECT captured_at, width, height FROM frames WHERE monitor = ? AND kind = 'key' "
@@ -164,8 +179,8 @@ class FrameStore:
         if last_key is None or (last_key["width"], last_key["height"]) != (width, height):
             return False
         since = self.db.execute(
-            "SELECT count(*) FROM frames WHERE monitor = ? AND captured_at > ?",
-            (monitor, last_key["captured_at"])).fetchone()[0]
+            "SELECT count(*) FROM frames WHERE monitor = ? AND captured_at > ? AND "
+            "kind = 'patch'", (monitor, last_key["captured_at"])).fetchone()[0]
         return since + 1 < self.keyframe_every
 
     def _write(self, relative: Path, data: bytes) -> int:
@@ -213,6 +228,18 @@ class FrameStore:
         ).fetchone()
         return Frame.of(row) if row else None
 
+    def picture_of(self, frame: Frame) -> Frame | None:
+        """The frame whose picture shows this one: itself, or for a text frame the last one
+        before it on its monitor that has a picture (at most the capture's picture interval
+        before, unless that one was deleted)."""
+        if frame.has_picture:
+            return frame
+        row = self.db.execute(
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at < ? AND kind != 'text' "
+            "ORDER BY captured_at DESC LIMIT 1", (frame.monitor, iso(frame.captured_at))
+        ).fetchone()
+        return Frame.of(row) if row else None
+
     def for_event(self, event_id: str) -> Frame | None:
         """The first frame of the episode an event holds."""
         row = self.db.execute("SELECT * FROM frames WHERE event_id = ? ORDER BY captured_at "
@@ -222,6 +249,9 @@ class FrameStore:
     def image(self, frame_id: str) -> np.ndarray:
         """The whole picture of a frame: its key frame with each patch up to it pasted on."""
         frame = self.get(frame_id)
+        if not frame.has_picture:
+            raise InvalidInput(f"frame {frame_id!r} kept its text but no picture: "
+                               f"picture_of finds the one that shows it")
         chain = self._chain(frame)
         picture = decode((self.home / chain[0].path).read_bytes()).copy()
         for patch in chain[1:]:
@@ -232,9 +262,9 @@ class FrameStore:
 
     def _chain(self, frame: Frame) -> list[Frame]:
         rows = self.db.execute(
-            "SELECT * FROM frames WHERE monitor = ? AND captured_at <= ? AND captured_at >= "
-            "(SELECT max(captured_at) FROM frames WHERE monitor = ? AND kind = 'key' AND "
-            "captured_at <= ?) ORDER BY captured_at",
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at <= ? AND kind != 'text' "
+            "AND captured_at >= (SELECT max(captured_at) FROM frames WHERE monitor = ? AND "
+            "kind = 'key' AND captured_at <= ?) ORDER BY captured_at",
             (frame.monitor, iso(frame.captured_at), frame.monitor, iso(frame.captured_at)))
         return [Frame.of(r) for r in rows]
 
@@ -261,12 +291,12 @@ class FrameStore:
 
     # -- deleting ---------------------------------------------------------------------------
     def delete(self, frame_id: str) -> Frame:
-        """Delete a frame's row and files; the frame after it stays whole."""
+        """Delete a frame's row and files; the picture after it stays whole."""
         frame = self.get(frame_id)
         after = self.db.execute(
-            "SELECT * FROM frames WHERE monitor = ? AND captured_at > ? ORDER BY captured_at "
-            "LIMIT 1", (frame.monitor, iso(frame.captured_at))).fetchone()
-        if after is not None and after["kind"] == "patch":
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at > ? AND kind != 'text' "
+            "ORDER BY captured_at LIMIT 1", (frame.monitor, iso(frame.captured_at))).fetchone()
+        if frame.has_picture and after is not None and after["kind"] == "patch":
             self._take_over(frame, Frame.of(after))
         self.db.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
         for relative in filter(None, (frame.path, frame.thumb)):
@@ -286,6 +316,14 @@ class FrameStore:
             ((self.home / after.thumb).stat().st_size if after.thumb else 0)
         self.db.execute("UPDATE frames SET kind = ?, boxes = ?, bytes = ? WHERE id = ?",
                         (kind, _boxes_json(boxes), size, after.id))
+
+
+def covered(boxes: tuple[Box, ...], width: int, height: int) -> int:
+    """The pixels the boxes cover together (overlaps counted once)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for b in boxes:
+        mask[b.top:b.bottom, b.left:b.right] = True
+    return int(mask.sum())
 
 
 def _boxes_json(boxes: tuple[Box, ...]) -> str:

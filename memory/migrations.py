@@ -233,6 +233,37 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX frames_event ON frames(event_id);
         """,
     ),
+    (
+        "0008_text_frames",
+        """
+        -- While one window stays in front, a picture is kept at most every half minute:
+        -- the frames between keep their text and no picture (kind 'text', path '').
+        CREATE TABLE frames_new (
+            id TEXT PRIMARY KEY,
+            monitor INTEGER NOT NULL,
+            captured_at TEXT NOT NULL,
+            app TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('key', 'patch', 'text')),
+            boxes TEXT NOT NULL DEFAULT '[]',
+            path TEXT NOT NULL,
+            thumb TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            lines TEXT NOT NULL DEFAULT '[]',
+            text TEXT NOT NULL DEFAULT '',
+            event_id TEXT,
+            flushed INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO frames_new SELECT * FROM frames;
+        DROP TABLE frames;
+        ALTER TABLE frames_new RENAME TO frames;
+        CREATE INDEX frames_time ON frames(monitor, captured_at);
+        CREATE INDEX frames_pending ON frames(flushed) WHERE flushed = 0;
+        CREATE INDEX frames_event ON frames(event_id);
+        """,
+    ),
 )
 
 

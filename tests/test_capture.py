@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def test_an_unchanged_screen_adds_no_frame(capture_of, window: TextWindow) -> No
 
 def test_only_the_change_is_read_and_text_is_not_stored_twice(capture_of,
                                                               window: TextWindow) -> None:
-    memlane, capture = capture_of()
+    memlane, capture = capture_of(capture_picture_seconds=0)
     kept(capture.tick(1))
     window.add("Remember to call Oskar about the harbour permit")
     grabbed = capture.grabber.grab(1).copy()
@@ -104,6 +104,34 @@ def test_only_the_change_is_read_and_text_is_not_stored_twice(capture_of,
     assert "Oskar" in second.text and "Zanzibar" not in second.text
     rebuilt = capture.frames.image(second.id)  # the key frame with the patch pasted on
     assert np.array_equal(rebuilt, grabbed)  # text is stored lossless
+
+
+def test_a_window_in_front_is_read_at_every_look_and_pictured_every_half_minute(
+        capture_of, window: TextWindow) -> None:
+    memlane, capture = capture_of()  # capture_picture_seconds: 30
+    start = datetime.now(UTC)
+    capture.clock = lambda: start
+    first = kept(capture.tick(1))
+    window.add("The ferry to Pemba leaves at noon")
+    capture.clock = lambda: start + timedelta(seconds=5)
+    second = capture.frames.get(kept(capture.tick(1)))
+    assert second.kind == "text" and "Pemba" in second.text  # read, but no picture kept
+    assert (second.path, second.bytes) == ("", 0)
+    assert capture.frames.picture_of(second).id == first
+    with pytest.raises(InvalidInput, match="no picture"):
+        capture.frames.image(second.id)
+
+    window.add("Book the hotel in Stone Town")
+    grabbed = capture.grabber.grab(1).copy()
+    capture.clock = lambda: start + timedelta(seconds=31)
+    third = capture.frames.get(kept(capture.tick(1)))
+    assert third.kind == "patch" and "Stone Town" in third.text and "Pemba" not in third.text
+    assert np.array_equal(capture.frames.image(third.id), grabbed)  # both lines pasted on
+
+    forget_frame(memlane, capture.frames, first)  # the next picture takes over
+    assert capture.frames.get(third.id).kind == "key"
+    assert np.array_equal(capture.frames.image(third.id), grabbed)
+    assert capture.frames.picture_of(capture.frames.get(second.id)) is None
 
 
 def test_a_windows_frames_make_one_episode_until_another_window(capture_of,
@@ -180,7 +208,7 @@ def test_secrets_on_screen_are_in_no_store_index_or_file(capture_of, display: st
 
 def test_deleting_a_frame_deletes_what_came_only_from_it(capture_of,
                                                         window: TextWindow) -> None:
-    memlane, capture = capture_of()
+    memlane, capture = capture_of(capture_picture_seconds=0)
     first = kept(capture.tick(1))
     window.add("The ferry to Pemba leaves at noon")
     grabbed = capture.grabber.grab(1).copy()

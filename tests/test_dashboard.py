@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,11 +190,12 @@ def test_capture_settings_save_and_a_bad_pattern_changes_nothing(home: Path,
 
     app.text_area(key="capture-titles").input("(?i)bank")
     app.text_area(key="redact-rules").input("project falcon")
+    app.number_input(key="picture-seconds").set_value(0.0)
     next(b for b in app.button if b.label == "Save").click().run()
     assert "Saved" in shown(app)
     saved = Settings(home=home)
     assert saved.capture_interval == 10.0 and saved.capture_excluded_titles == ("(?i)bank",)
-    assert saved.redact_patterns == ("project falcon",)
+    assert saved.redact_patterns == ("project falcon",) and saved.capture_picture_seconds == 0
 
 
 def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) -> None:
@@ -226,18 +227,31 @@ def test_a_screen_episode_shows_its_thumbnail_and_opens_its_screenshot(
     memlane = make_memlane(home, capture_skip_idle_seconds=0)
     window = TextWindow(display, "Harbour - Notes", ["The Zanzibar pineapple shipment"])
     capture = build_capture(memlane, {"DISPLAY": display}, ocr)
+    start = datetime.now(UTC)
     try:
+        capture.clock = lambda: start
         capture.tick(1).result()
+        window.add("The ferry to Pemba leaves at noon")
+        capture.clock = lambda: start + timedelta(seconds=5)  # read, but no picture kept
+        text_frame = capture.tick(1).result()
         capture.flush()
     finally:
         capture.close()
         window.close()
     app = page("timeline")
     assert len(app.get("image")) == 1  # the episode's thumbnail
-    assert "Zanzibar pineapple" in shown(app)
+    assert "Zanzibar pineapple" in shown(app) and "Pemba" in shown(app)
     app.button(key="timeline-open-0").click().run()
-    captions = [shot.caption for image in app.get("image") for shot in image.proto.imgs]
-    assert any("Harbour - Notes" in caption for caption in captions)  # the screenshot
+
+    def caption() -> str:
+        [said] = [shot.caption for image in app.get("image") for shot in image.proto.imgs
+                  if "·" in shot.caption]
+        return said
+
+    assert "Harbour - Notes" in caption()  # the screenshot
+    app.session_state["timeline-frame"] = text_frame
+    app.run()
+    assert "kept 5 s before" in caption()  # a moment without a picture shows the one before
 
 
 def test_capture_can_be_paused_resumed_and_stopped_from_home(home: Path,

@@ -65,6 +65,36 @@ def test_reopening_keeps_data_and_applies_nothing(tmp_path: Path) -> None:
         second.close()
 
 
+def test_frames_captured_before_text_frames_survive_the_migration(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.sqlite3")
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    before = [name for name, _ in MIGRATIONS].index("0008_text_frames")
+    for name, sql in MIGRATIONS[:before]:
+        conn.executescript(sql)
+        conn.execute("INSERT INTO _migrations VALUES (?, '2026-11-01')", (name,))
+    conn.execute("INSERT INTO frames (id, monitor, captured_at, width, height, kind, path, "
+                 "thumb, bytes, text) VALUES ('frame-1', 1, '2026-11-01T10:00:00+00:00', "
+                 "1920, 1080, 'key', 'frames/a.webp', '', 14000, 'Zanzibar')")
+    conn.commit()
+    conn.close()
+
+    db = Database(tmp_path / "old.sqlite3")
+    try:
+        row = db.execute("SELECT kind, path, text FROM frames").fetchone()
+        assert tuple(row) == ("key", "frames/a.webp", "Zanzibar")
+        db.execute("INSERT INTO frames (id, monitor, captured_at, width, height, kind, path, "
+                   "thumb, bytes) VALUES ('frame-2', 1, '2026-11-01T10:00:05+00:00', 1920, "
+                   "1080, 'text', '', '', 0)")
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO frames (id, monitor, captured_at, width, height, kind, "
+                       "path, thumb, bytes) VALUES ('frame-3', 1, '2026-11-01T10:00:10', "
+                       "1920, 1080, 'video', '', '', 0)")
+        indexes = {r["name"] for r in db.execute("PRAGMA index_list(frames)")}
+        assert {"frames_time", "frames_pending", "frames_event"} <= indexes
+    finally:
+        db.close()
+
+
 @pytest.mark.parametrize("table", sorted(EXPECTED_COLUMNS))
 def test_tables_have_the_specified_columns(db: Database, table: str) -> None:
     assert columns(db, table) == EXPECTED_COLUMNS[table]

@@ -125,11 +125,19 @@ def screenshot(frame_id: str) -> None:
     frames = opened().frames
     try:
         with memory():
-            frame, picture = frames.get(frame_id), frames.image(frame_id)
+            frame = frames.get(frame_id)
+            shown = frames.picture_of(frame)
+            picture = frames.image(shown.id) if shown else None
     except (InvalidInput, OSError):
+        shown = picture = None
+    if shown is None or picture is None:
         st.caption("Its screenshot was deleted (retention or forgetting).")
         return
-    st.image(picture, caption=f"{frame.title or frame.app} · {when(frame.captured_at)}")
+    caption = f"{shown.title or shown.app} · {when(shown.captured_at)}"
+    if shown.id != frame.id:  # a picture is kept at most every capture_picture_seconds
+        seconds = (frame.captured_at - shown.captured_at).total_seconds()
+        caption += f" (the screenshot kept {seconds:.0f} s before this moment)"
+    st.image(picture, caption=caption)
 
 
 def core_blocks() -> None:

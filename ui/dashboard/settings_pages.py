@@ -49,6 +49,11 @@ def capture() -> None:
         vault = st.checkbox("Keep the secrets found on screen in the knowledge vault",
                             current.capture_vault_secrets, key="capture-vault")
         st.subheader("Screenshots kept")
+        every = st.number_input("While one window stays in front, keep its screenshot at "
+                                "most every (seconds; 0: at every change)", 0.0, 3600.0,
+                                float(current.capture_picture_seconds), key="picture-seconds",
+                                help="The text on screen is read and remembered at every "
+                                     "look either way; this only thins the pictures kept.")
         days = st.number_input("Days", 1.0, 3650.0, float(current.frames_keep_days),
                                key="frames-days")
         size = st.number_input("At most (MB)", 10.0, 1e6, float(current.frames_max_mb),
@@ -62,7 +67,8 @@ def capture() -> None:
                 "capture_excluded_titles": [t.strip() for t in titles.splitlines()
                                             if t.strip()],
                 "redact_patterns": [r.strip() for r in rules.splitlines() if r.strip()],
-                "capture_vault_secrets": vault, "frames_keep_days": days,
+                "capture_vault_secrets": vault, "capture_picture_seconds": every,
+                "frames_keep_days": days,
                 "frames_max_mb": size})
         except MemlaneError as bad:
             st.error(str(bad))
