@@ -220,22 +220,17 @@ class FrameStore:
     def thumbnail_of(self, frame: Frame) -> Frame | None:
         """The frame whose thumbnail shows this one: itself, or the last one before it on
         its monitor that has one (frames between them differ in a few lines)."""
-        if frame.thumb:
-            return frame
-        row = self.db.execute(
-            "SELECT * FROM frames WHERE monitor = ? AND captured_at < ? AND thumb != '' "
-            "ORDER BY captured_at DESC LIMIT 1", (frame.monitor, iso(frame.captured_at))
-        ).fetchone()
-        return Frame.of(row) if row else None
+        return frame if frame.thumb else self._last_before(frame, "thumb != ''")
 
     def picture_of(self, frame: Frame) -> Frame | None:
         """The frame whose picture shows this one: itself, or for a text frame the last one
         before it on its monitor that has a picture (at most the capture's picture interval
         before, unless that one was deleted)."""
-        if frame.has_picture:
-            return frame
+        return frame if frame.has_picture else self._last_before(frame, "kind != 'text'")
+
+    def _last_before(self, frame: Frame, having: str) -> Frame | None:
         row = self.db.execute(
-            "SELECT * FROM frames WHERE monitor = ? AND captured_at < ? AND kind != 'text' "
+            f"SELECT * FROM frames WHERE monitor = ? AND captured_at < ? AND {having} "
             "ORDER BY captured_at DESC LIMIT 1", (frame.monitor, iso(frame.captured_at))
         ).fetchone()
         return Frame.of(row) if row else None
