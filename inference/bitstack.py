@@ -57,7 +57,7 @@ def pack_signs(matrix: torch.Tensor) -> np.ndarray:
 
 def unpack_signs(packed: np.ndarray, rows: int, cols: int) -> torch.Tensor:
     """±1.0 as a float32 matrix, from `pack_signs`."""
-    signs = SIGNS[torch.from_numpy(np.asarray(packed, dtype=np.uint8)).long()]
+    signs = SIGNS[torch.from_numpy(np.array(packed, dtype=np.uint8)).long()]
     return signs.reshape(-1)[:rows * cols].reshape(rows, cols)
 
 
