@@ -291,6 +291,10 @@ class BlockStack:
 
     def close(self) -> None:
         self._stacks.clear()
-        self._map.close()
+        self.embedding = Embedding(np.zeros((0, 0), np.uint8), self.manifest.embedding_type)
+        try:
+            self._map.close()
+        except BufferError:  # a decoder still holds rows: the mapping goes with it
+            pass
         self._file.close()
 

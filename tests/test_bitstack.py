@@ -1,0 +1,196 @@
+"""BitStack size control on the real tiny model (SmolLM2-135M from its package): the
+decomposition, the stacked file, loading a prefix for a budget, resizing in place, and
+answering through the same seam as llama.cpp."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.errors import InvalidInput
+from inference.bitstack import decompose, pack_signs, unpack_signs
+from inference.budget import BudgetController, Option, best, parse_budget
+from inference.compress import Compression, Plan, calibration_text, tokenize
+from inference.models import ModelStore
+from inference.sized import BitStackModel
+from inference.stacked import PAGE, BlockStack, read_manifest
+from inference.transformer import Cache
+
+PLAN = Plan(blocks=3, rank=4, calibration_tokens=256, probe_tokens=128, window=128)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ModelStore(tmp_path_factory.mktemp("models")).require("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def compressed(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny model compressed, interrupted once after its blocks were made."""
+    out = tmp_path_factory.mktemp("bitstack") / "smollm2-135m.bitstack"
+    tokens = tokenize(gguf, calibration_text())
+
+    def stop_when_ordering(step: str, done: int, total: int) -> None:
+        if step == "order":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        Compression("smollm2-135m", gguf, out, tokens, PLAN, stop_when_ordering).run()
+    work = out.with_name(out.name + ".work")
+    made = {f.name: f.stat().st_mtime_ns for f in work.glob("*.npz")}
+    steps: list[str] = []
+    manifest = Compression("smollm2-135m", gguf, out, tokens, PLAN,
+                           lambda step, done, total: steps.append(step)).run()
+    return {"path": out, "manifest": manifest, "made_before": made, "steps": steps,
+            "work": work}
+
+
+def test_decomposition_error_falls_with_each_block() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(64, 48)
+    errors = [error for _, error in decompose(weight, 6, 4)]
+    assert all(later < earlier for earlier, later in zip(errors, errors[1:], strict=False))
+    assert errors[0] < 0.75 and errors[-1] < 0.3
+
+
+def test_signs_pack_into_bits_and_unpack_exactly() -> None:
+    torch.manual_seed(1)
+    matrix = torch.randn(37, 29)
+    matrix[3, 5] = 0.0  # zero counts as positive
+    packed = pack_signs(matrix)
+    assert packed.dtype == np.uint8 and packed.nbytes == math.ceil(37 * 29 / 8)
+    expected = torch.where(matrix >= 0, 1.0, -1.0)
+    assert torch.equal(unpack_signs(packed, 37, 29), expected)
+
+
+def test_an_interrupted_compression_resumes_where_it_stopped(compressed: dict) -> None:
+    manifest = compressed["manifest"]
+    assert len(compressed["made_before"]) == manifest.minimum == 30 * 7
+    assert "calibrate" not in compressed["steps"]  # saved before the interruption
+    assert not compressed["work"].exists()  # the finished file replaces the work folder
+    assert read_manifest(compressed["path"]).blocks == manifest.blocks
+    assert len(manifest.blocks) == PLAN.blocks * manifest.minimum
+
+
+def test_the_manifest_orders_blocks_so_layers_differ_by_at_most_one(compressed: dict) -> None:
+    manifest = compressed["manifest"]
+    for prefix in range(manifest.minimum, len(manifest.blocks) + 1, 7):
+        counts = manifest.layer_counts(prefix)
+        assert max(counts) - min(counts) <= 7  # one block of each of the 7 projections
+    assert manifest.prefix_bytes()[-1] == sum(b.nbytes for b in manifest.blocks)
+    assert all(b.offset % PAGE == 0 for b in manifest.blocks)
+
+
+def test_a_prefix_reads_exactly_the_bytes_its_manifest_names(compressed: dict) -> None:
+    stack = BlockStack(compressed["path"], context=256)
+    try:
+        manifest = stack.manifest
+        middle = manifest.minimum + 40
+        stack.resize(middle)
+        assert stack.read == [(b.offset, b.nbytes) for b in manifest.blocks[:middle]]
+        assert sum(n for _, n in stack.read) == manifest.prefix_bytes()[middle]
+        stack.resize(middle + 5)  # growing reads only the five added
+        assert stack.read[middle:] == [(b.offset, b.nbytes)
+                                       for b in manifest.blocks[middle:middle + 5]]
+    finally:
+        stack.close()
+
+
+def test_resizing_up_then_down_gives_the_same_outputs(compressed: dict, gguf: Path) -> None:
+    stack = BlockStack(compressed["path"], context=256)
+    tokens = tokenize(gguf, "The harbour permit expires in June.")
+    try:
+        decoder = stack.decoder()
+
+        def logits() -> torch.Tensor:
+            with torch.inference_mode():
+                return decoder.forward(tokens, Cache(stack.config, 64))
+
+        stack.resize(stack.manifest.minimum)
+        small = logits()
+        stack.resize(len(stack.manifest.blocks))
+        assert not torch.equal(logits(), small)
+        stack.resize(stack.manifest.minimum)
+        assert torch.equal(logits(), small)
+    finally:
+        stack.close()
+
+
+def test_a_budget_loads_the_longest_prefix_that_fits(compressed: dict) -> None:
+    stack = BlockStack(compressed["path"], context=256)
+    try:
+        manifest = stack.manifest
+        for blocks in (manifest.minimum, manifest.minimum + 100, len(manifest.blocks)):
+            mb = stack.fit(blocks).total / 2**20
+            assert stack.blocks_for(mb) == blocks
+            assert stack.blocks_for(mb - 0.01) < blocks
+        with pytest.raises(InvalidInput, match="too little"):
+            stack.blocks_for(stack.fit(manifest.minimum).total / 2**20 - 1)
+    finally:
+        stack.close()
+
+
+def test_the_tiny_model_answers_at_two_budgets_and_resizes_in_place(compressed: dict,
+                                                                   gguf: Path) -> None:
+    stack = BlockStack(compressed["path"], context=512)
+    low, high = (stack.fit(n).total / 2**20 for n in (stack.manifest.minimum + 10,
+                                                       len(stack.manifest.blocks)))
+    stack.close()
+    model = BitStackModel("smollm2-135m", compressed["path"], gguf, 512, low)
+    try:
+        question = [{"role": "user", "content": "Name a colour of the sky."}]
+        small = model.blocks
+        first = "".join(model.stream(question, max_tokens=12))
+        assert first.strip()
+        read_before = len(model.stack.read)
+        assert model.resize(high) > small
+        assert len(model.stack.read) - read_before == model.blocks - small  # only the added
+        second = "".join(model.stream(question, max_tokens=12))
+        assert second.strip()
+        assert model.count_tokens("Name a colour") > 1
+    finally:
+        model.close()
+
+
+def test_auto_budget_follows_free_memory_with_hysteresis_and_a_floor() -> None:
+    free = [3000.0]
+    auto = BudgetController(floor_mb=300, headroom_mb=1000, hysteresis_mb=100,
+                            free=lambda: free[0])
+    assert auto.target(0) == 2000  # free memory less the headroom
+    free[0] = 1000  # the model took its 2000 MB
+    assert auto.target(2000) == 2000  # it holds what it has
+    free[0] = 100  # a heavy program took 900 MB: shrink
+    assert auto.target(2000) == 1100
+    free[0] = 1050  # small moves stay inside the hysteresis
+    assert auto.target(1100) == 1100
+    free[0] = 1900  # the program closed: grow back
+    assert auto.target(1100) == 2000
+    free[0] = 0
+    assert auto.target(400) == 300  # never below the floor
+    assert BudgetController(fixed_mb=700, free=lambda: 0).target(100) == 700
+
+
+def test_a_budget_is_a_number_of_mb_or_auto() -> None:
+    assert parse_budget("auto") is None and parse_budget(" 512 MB") == 512
+    for bad in ("lots", "-5", "0"):
+        with pytest.raises(InvalidInput):
+            parse_budget(bad)
+
+
+def test_the_ladder_picks_the_best_option_that_fits() -> None:
+    ladder = [Option("llama.cpp", "Q4_K_M", 480, 9.1), Option("llama.cpp", "Q8_0", 700, 8.9),
+              Option("bitstack", "300 blocks", 350, 14.0),
+              Option("bitstack", "500 blocks", 470, 10.2)]
+    assert best(ladder, 1000).setting == "Q8_0"
+    assert best(ladder, 600).setting == "Q4_K_M"
+    assert best(ladder, 475).setting == "500 blocks"
+    assert best(ladder, 400).setting == "300 blocks"
+    assert best(ladder, 100) is None
