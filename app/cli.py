@@ -27,6 +27,9 @@ memories_app = typer.Typer(help="Browse and change memories in each store.",
 app.add_typer(memories_app, name="memories")
 models_app = typer.Typer(help="The packaged language models.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
+model_app = typer.Typer(help="Size control: compress a model, set its memory budget, see "
+                        "what runs.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 capture_app = typer.Typer(help="Screen capture: start, stop, pause and see what it does.",
                           no_args_is_help=True)
 app.add_typer(capture_app, name="capture")
@@ -321,6 +324,65 @@ def models_packages(names: list[str]) -> None:
     for name in names:
         for package in spec_of(name).packages:
             console.print(package, highlight=False)
+
+
+@model_app.command("compress")
+def model_compress(
+    name: str,
+    blocks: Annotated[int, typer.Option(help="Residual blocks per weight matrix")] = 6,
+    rank: Annotated[int, typer.Option(help="Rank of each block's magnitude factors")] = 8,
+) -> None:
+    """Compress a packaged model into BitStack blocks, so it can run at any size. Stopped
+    half way, it goes on from where it was when run again."""
+    from inference.compress import Compression, Plan, calibration_text, output_path, tokenize
+    from inference.models import ModelStore
+
+    settings = Settings()
+    gguf = ModelStore(settings.models_dir).require(name)
+    out = output_path(settings.models_dir, name)
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=errors) as bars:
+        tasks: dict[str, object] = {}
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bars.add_task(step, total=total)
+            bars.update(tasks[step], completed=done, total=total)  # type: ignore[arg-type]
+
+        manifest = Compression(name, gguf, out, tokenize(gguf, calibration_text()),
+                               Plan(blocks=blocks, rank=rank), progress).run()
+    console.print(f"{name}: {out} ({out.stat().st_size / 2**20:,.0f} MiB on disk, "
+                  f"{len(manifest.blocks)} blocks; the smallest prefix is "
+                  f"{manifest.minimum} blocks)")
+
+
+@model_app.command("budget")
+def model_budget(value: Annotated[str, typer.Argument(help="MB, or 'auto'")]) -> None:
+    """How much memory the model may use: a number of MB, or 'auto' to follow free memory."""
+    from app.settings import save_settings
+
+    updated = save_settings(Settings(), {"model_budget": value})
+    said = "follows free memory" if updated.model_budget == "auto" else \
+        f"is {float(updated.model_budget):,.0f} MB"
+    console.print(f"The model's budget {said}; it applies from the next question on.")
+
+
+@model_app.command("status")
+def model_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The budget, free memory, and what runs at that size (the size ladder)."""
+    from app.sizing import size_status
+
+    status = size_status(Settings())
+    if as_json:
+        console.print_json(json.dumps(status))
+        return
+    console.print(status["summary"], highlight=False)
+    if status["ladder"]:
+        table = Table("method", "setting", "resident (MiB)", "perplexity", "")
+        for option in status["ladder"]:
+            table.add_row(option["method"], option["setting"], f"{option['resident_mb']:,.0f}",
+                          f"{option['perplexity']:.2f}", "← runs" if option["chosen"] else "")
+        console.print(table)
 
 
 @app.command()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     """Context length in tokens; 0 uses the model's registered one."""
     llm_mlock: bool = False
     """Pin the model's weights in RAM instead of paging them in from flash."""
+    model_budget: str = "auto"
+    """Memory the model may use: a number of MB, or "auto" to follow free memory (leaving
+    `model_headroom_mb` to everything else, never below `model_floor_mb`)."""
+    model_headroom_mb: float = Field(1024.0, ge=0)
+    model_floor_mb: float = Field(256.0, gt=0)
+
+    @field_validator("model_budget")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        from inference.budget import parse_budget
+
+        try:
+            parse_budget(value)
+        except InvalidInput as bad:
+            raise ValueError(str(bad)) from None
+        return value.strip().lower()
     managers: Literal["rules", "llm"] = "rules"
     """Who files chat turns into the stores: the rules, or the local model (slower, reads
     meaning). Imports always use the rules: the model would take hours on a large file."""
@@ -156,7 +172,8 @@ def save_settings(settings: Settings, changes: dict[str, object]) -> Settings:
     try:
         updated = Settings(**{**settings.model_dump(), **merged})
     except ValidationError as bad:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in bad.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: "
+                             f"{e['msg'].removeprefix('Value error, ')}" for e in bad.errors())
         raise InvalidInput(f"not saved: {problems}") from None
     from capture.privacy import Exclusions
     from memory.secrets import rules_of

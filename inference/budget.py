@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.errors import InvalidInput
 
@@ -72,3 +73,22 @@ def best(options: Sequence[Option], budget_mb: float) -> Option | None:
     """The option with the lowest perplexity among those that fit the budget."""
     fitting = [o for o in options if o.resident_mb <= budget_mb]
     return min(fitting, key=lambda o: (o.perplexity, o.resident_mb)) if fitting else None
+
+
+def ladder(stack: Path, gguf_bytes: int, title: str, context: int) -> list[Option]:
+    """The ways to run a compressed model, with the perplexity measured at compression on
+    held-out text: the GGUF in llama.cpp, and BitStack prefixes (any prefix between the
+    rungs loads too; the rungs show the curve)."""
+    from inference.stacked import fit_of, read_manifest
+    from inference.transformer import Cache, Config
+
+    manifest = read_manifest(stack)
+    measured = manifest.ladder
+    if not measured:
+        return []
+    cache = Cache.bytes_for(Config(**manifest.config), context)
+    options = [Option("llama.cpp", title, (gguf_bytes + cache) / 2**20, measured["gguf"])]
+    options += [Option("bitstack", f"{rung['blocks']} blocks",
+                       fit_of(manifest, rung["blocks"], context).total / 2**20,
+                       rung["perplexity"]) for rung in measured["rungs"]]
+    return options

@@ -9,7 +9,9 @@
    calibration text measured; the layers go in the order of the perplexity they reach,
    so a prefix holds the raises that helped most, and per-layer counts differ by at
    most one at any size (BitStack's layer-by-layer probing).
-4. Write the file (stacked.py) and remove the work folder.
+4. Measure: perplexity on held-out calibration text at a few prefix lengths, and of the
+   GGUF as it is, for the budget controller's size ladder.
+5. Write the file (stacked.py) and remove the work folder.
 
 Each step's results are saved in a work folder beside the output, so an interrupted
 compression starts again where it stopped.
@@ -91,7 +93,7 @@ class Compression:
             self._decompose(layer, projection, rms[(layer, projection)])
         self.progress("decompose", len(self.matrices), len(self.matrices))
         order = self.order()
-        manifest = self.write(order)
+        manifest = self.write(order, self.measure(order))
         shutil.rmtree(self.work)
         return manifest
 
@@ -129,8 +131,11 @@ class Compression:
         torch.save(rms, saved)
         return rms
 
-    def _windows(self, tokens: int, start: int = 0) -> list[list[int]]:
-        taken = self.tokens[start:start + tokens]
+    def _windows(self, count: int, start: int = 0) -> list[list[int]]:
+        """`count` tokens from `start` (from the beginning if the text is too short), in
+        windows."""
+        fits = len(self.tokens) >= start + count
+        taken = self.tokens[start:start + count] if fits else self.tokens[:count]
         return [taken[i:i + self.plan.window] for i in range(0, len(taken), self.plan.window)]
 
     # -- 2. decomposition ---------------------------------------------------------------------
@@ -172,9 +177,7 @@ class Compression:
         for index, done in enumerate(rounds, start=1):  # where the saved rounds left them
             for layer in done:
                 self._raise(current, stacks, layer, index)
-        probe = self._windows(self.plan.probe_tokens, self.plan.calibration_tokens) \
-            if len(self.tokens) >= self.plan.calibration_tokens + self.plan.probe_tokens \
-            else self._windows(self.plan.probe_tokens)
+        probe = self._windows(self.plan.probe_tokens, self.plan.calibration_tokens)
         decoder = Decoder(self.config, self.weights.embedding(), self.weights.head(),
                           self.weights.small(), lambda layer, p: current[(layer, p)],
                           lambda layer, p: stacks[(layer, p)][1])
@@ -198,13 +201,45 @@ class Compression:
         return first + [(layer, p, index + 1) for index, ranked in enumerate(rounds)
                         for layer in ranked for p in PROJECTIONS]
 
+    # -- 4. measured sizes ---------------------------------------------------------------
+    def measure(self, order: list[tuple[int, str, int]], points: int = 8) -> dict:
+        """Perplexity on held-out calibration text at `points` prefix lengths, and of the
+        model as the GGUF holds it: what the budget controller compares by MB."""
+        saved = self.work / "ladder.json"
+        if saved.exists():
+            return json.loads(saved.read_text())
+        held_out = [t for w in self._windows(2 * self.plan.window, self.plan.calibration_tokens
+                                             + self.plan.probe_tokens) for t in w]
+        minimum = len(self.matrices)
+        wanted = sorted({round(minimum + (len(order) - minimum) * i / (points - 1))
+                         for i in range(points)})
+        stacks = {key: self.stack(*key) for key in self.matrices}
+        current = {key: torch.zeros(self.config.shape(key[1])) for key in self.matrices}
+        decoder = Decoder(self.config, self.weights.embedding(), self.weights.head(),
+                          self.weights.small(), lambda layer, p: current[(layer, p)],
+                          lambda layer, p: stacks[(layer, p)][1])
+        rungs = []
+        for taken, (layer, p, index) in enumerate(order, start=1):
+            current[(layer, p)] += stacks[(layer, p)][0][index].matrix()
+            if taken in wanted:
+                self.progress("measure", len(rungs), len(wanted) + 1)
+                rungs.append({"blocks": taken,
+                              "perplexity": round(decoder.perplexity(held_out,
+                                                                     self.plan.window), 3)})
+        self.progress("measure", len(wanted), len(wanted) + 1)
+        original = dense_decoder(self.weights).perplexity(held_out, self.plan.window)
+        ladder = {"tokens": len(held_out), "rungs": rungs, "gguf": round(original, 3)}
+        saved.write_text(json.dumps(ladder))
+        self.progress("measure", len(wanted) + 1, len(wanted) + 1)
+        return ladder
+
     @staticmethod
     def _raise(current: dict, stacks: dict, layer: int, index: int) -> None:
         for p in PROJECTIONS:
             current[(layer, p)] = current[(layer, p)] + stacks[(layer, p)][0][index].matrix()
 
-    # -- 4. the file --------------------------------------------------------------------------
-    def write(self, order: list[tuple[int, str, int]]) -> Manifest:
+    # -- 5. the file --------------------------------------------------------------------------
+    def write(self, order: list[tuple[int, str, int]], ladder: dict) -> Manifest:
         self.progress("write", 0, 1)
         stacks = {key: self.stack(*key) for key in self.matrices}
         head = self.weights.head()
@@ -219,7 +254,7 @@ class Compression:
         manifest = Manifest(self.name, self.config.as_dict(), self.plan.rank, self.plan.alpha,
                             int(embedding.tensor_type), minimum=len(self.matrices),
                             calibration={**self.plan.__dict__, "text": "LoCoMo conversation 26",
-                                         "first_matrix_errors": errors})
+                                         "first_matrix_errors": errors}, ladder=ladder)
         written = write_stack(self.out, manifest, fixed, order,
                               lambda layer, p, index: stacks[(layer, p)][0][index])
         self.progress("write", 1, 1)

@@ -24,7 +24,7 @@ import torch
 
 from app.errors import InvalidInput
 from inference.bitstack import Block, unpack_signs
-from inference.transformer import PROJECTIONS, Cache, Config, Decoder, Embedding, Head
+from inference.transformer import HEAD_ROWS, PROJECTIONS, Cache, Config, Decoder, Embedding, Head
 
 MAGIC = b"MEMLANE-BITSTACK\x01"
 PAGE = 4096
@@ -79,6 +79,8 @@ class Manifest:
     minimum: int = 0
     """Blocks in the shortest usable prefix: every matrix's first block."""
     calibration: dict[str, Any] = field(default_factory=dict)
+    ladder: dict[str, Any] = field(default_factory=dict)
+    """Measured at compression: {"tokens", "rungs": [{"blocks", "perplexity"}], "gguf"}."""
 
     @property
     def resident_fixed(self) -> int:
@@ -110,7 +112,7 @@ class Manifest:
                    {name: Stored(s["offset"], s["dtype"], tuple(s["shape"]))
                     for name, s in data["fixed"].items()},
                    [Placed(**b) for b in data["blocks"]], data["minimum"],
-                   data.get("calibration", {}))
+                   data.get("calibration", {}), data.get("ladder", {}))
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -186,6 +188,33 @@ class Fit:
         return self.fixed + self.block_bytes + self.cache + self.buffers
 
 
+def fit_of(manifest: Manifest, blocks: int, context: int) -> Fit:
+    """The resident bytes of a prefix of `blocks` blocks at a context length."""
+    config = Config(**manifest.config)
+    return Fit(blocks, manifest.resident_fixed, manifest.prefix_bytes()[blocks],
+               Cache.bytes_for(config, context), buffers(config))
+
+
+def prefix_for(manifest: Manifest, budget_mb: float, context: int) -> int:
+    """The longest prefix whose resident total fits the budget."""
+    prefix = manifest.prefix_bytes()
+    base = fit_of(manifest, 0, context).total
+    fits = [n for n in range(manifest.minimum, len(prefix))
+            if base + prefix[n] <= budget_mb * 2**20]
+    if not fits:
+        smallest = fit_of(manifest, manifest.minimum, context).total / 2**20
+        raise InvalidInput(f"{budget_mb:,.0f} MB is too little for {manifest.model}: its "
+                           f"smallest size needs {smallest:,.0f} MB")
+    return fits[-1]
+
+
+def buffers(config: Config) -> int:
+    """Bytes the forward pass holds besides weights: one projection rebuilt (its sum, one
+    block's product and its signs, float32) and a slice of the head as floats."""
+    rows, cols = max((config.shape(p) for p in PROJECTIONS), key=lambda s: s[0] * s[1])
+    return 3 * 4 * rows * cols + 2 * 4 * HEAD_ROWS * config.hidden
+
+
 class BlockStack:
     """A BitStack file, memory-mapped, with the blocks of the current prefix in use."""
 
@@ -217,29 +246,12 @@ class BlockStack:
                              offset=stored.offset).reshape(stored.shape)
 
     # -- sizing -------------------------------------------------------------------------------
-    def buffers(self) -> int:
-        """Bytes the forward pass holds besides weights: one projection rebuilt (its sum,
-        one block's product and its signs, float32) and a slice of the head as floats."""
-        rows, cols = max((self.config.shape(p) for p in PROJECTIONS),
-                         key=lambda s: s[0] * s[1])
-        return 3 * 4 * rows * cols + 2 * 4 * 4096 * self.config.hidden
 
     def fit(self, blocks: int) -> Fit:
-        m = self.manifest
-        return Fit(blocks, m.resident_fixed, m.prefix_bytes()[blocks],
-                   Cache.bytes_for(self.config, self.context), self.buffers())
+        return fit_of(self.manifest, blocks, self.context)
 
     def blocks_for(self, budget_mb: float) -> int:
-        """The longest prefix whose resident total fits the budget."""
-        budget = budget_mb * 2**20
-        prefix = self.manifest.prefix_bytes()
-        base = self.fit(0).total
-        fits = [n for n in range(self.manifest.minimum, len(prefix)) if base + prefix[n] <= budget]
-        if not fits:
-            smallest = self.fit(self.manifest.minimum).total / 2**20
-            raise InvalidInput(f"{budget_mb:.0f} MB is too little for {self.manifest.model}: "
-                               f"its smallest size needs {smallest:.0f} MB")
-        return fits[-1]
+        return prefix_for(self.manifest, budget_mb, self.context)
 
     # -- loading ------------------------------------------------------------------------------
     def resize(self, blocks: int) -> None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 """The seven linear weights of a layer, as GGUF names them."""
 Q8_BLOCK = 32
-HEAD_ROWS = 8192
+HEAD_ROWS = 4096
 """Output-head rows turned into floats at a time (a bounded buffer)."""
 
 

@@ -4,7 +4,9 @@ answering through the same seam as llama.cpp."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +130,8 @@ def test_a_budget_loads_the_longest_prefix_that_fits(compressed: dict) -> None:
     stack = BlockStack(compressed["path"], context=256)
     try:
         manifest = stack.manifest
-        for blocks in (manifest.minimum, manifest.minimum + 100, len(manifest.blocks)):
+        assert stack.blocks_for(stack.fit(manifest.minimum).total / 2**20) == manifest.minimum
+        for blocks in (manifest.minimum + 100, len(manifest.blocks)):
             mb = stack.fit(blocks).total / 2**20
             assert stack.blocks_for(mb) == blocks
             assert stack.blocks_for(mb - 0.01) < blocks
@@ -194,3 +197,40 @@ def test_the_ladder_picks_the_best_option_that_fits() -> None:
     assert best(ladder, 475).setting == "500 blocks"
     assert best(ladder, 400).setting == "300 blocks"
     assert best(ladder, 100) is None
+
+
+def test_model_budget_and_status_say_what_runs(compressed: dict, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app import cli
+    from app.settings import SETTINGS_FILE
+    from inference.stacked import fit_of
+    from tests.test_cli import cli_environment
+
+    cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MEMLANE_MODEL", "smollm2-135m")
+    runner = CliRunner()
+    before = runner.invoke(cli.app, ["model", "status"])
+    assert before.exit_code == 0 and "memlane model compress smollm2-135m" in before.output
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(compressed["path"], tmp_path / "models" / "smollm2-135m.bitstack")
+    bad = runner.invoke(cli.app, ["model", "budget", "lots"])
+    assert bad.exit_code != 0 and "a number of MB or 'auto'" in str(bad.exception)
+    assert not (tmp_path / SETTINGS_FILE).exists()
+
+    manifest = compressed["manifest"]
+    small = math.ceil(fit_of(manifest, manifest.minimum + 50, 2048).total / 2**20 * 10) / 10
+    assert runner.invoke(cli.app, ["model", "budget", str(small)]).exit_code == 0
+    status = json.loads(runner.invoke(cli.app, ["model", "status", "--json"]).output)
+    [chosen] = [o for o in status["ladder"] if o["chosen"]]
+    assert chosen["method"] == "bitstack" and status["blocks"] >= manifest.minimum + 50
+    gguf_option = next(o for o in status["ladder"] if o["method"] == "llama.cpp")
+    assert gguf_option["resident_mb"] > small  # the whole GGUF does not fit this budget
+
+    assert runner.invoke(cli.app, ["model", "budget", "4000"]).exit_code == 0
+    status = json.loads(runner.invoke(cli.app, ["model", "status", "--json"]).output)
+    best_fit = min(status["ladder"], key=lambda o: o["perplexity"])
+    assert [o for o in status["ladder"] if o["chosen"]] == [best_fit]
+    assert "Runs:" in status["summary"]
