@@ -168,11 +168,15 @@ class Memlane:
 
     def llm(self, name: str | None = None) -> LLM:
         """The language model, loaded on first use and kept (a follow-up reuses its cache);
-        another name loads that model instead."""
+        another name loads that model instead. Its size follows the memory budget: whole
+        in llama.cpp, or a BitStack prefix resized in place as the budget moves."""
+        from app.sizing import follow_budget, load_sized
+
         name = name or (self._llm.name if self._llm else self.settings.model)
-        if self._llm is None or self._llm.name != name:
+        if self._llm is None or self._llm.name != name or \
+                follow_budget(self._llm, self.settings):
             self._llm = None  # the old one's memory goes before the new one loads
-            self._llm = load_model(self.settings, name)
+            self._llm = load_sized(self.settings, name)
         return self._llm
 
     def assistant(self, session: str | None = None) -> Assistant:

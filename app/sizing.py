@@ -1,46 +1,121 @@
-"""What the model runs as at the memory budget: `memlane model status` and the dashboard's
-Model page read the same answer."""
+"""What the model runs as at the memory budget: the container loads it, and `memlane model
+status` and the dashboard's Model page say the same thing.
+
+Without a BitStack file the model runs whole in llama.cpp, as the GGUF is. With one, the
+size ladder (the GGUF, and BitStack prefixes, each with the perplexity measured at
+compression) decides: the lowest perplexity that fits the budget. A BitStack model holds
+the longest prefix that fits, not just a rung.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from app.errors import InvalidInput
 from app.settings import Settings
+from inference.budget import Option
 
 
-def size_status(settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Choice:
+    model: str
+    title: str
+    fixed_mb: float | None
+    free_mb: float
+    target_mb: float
+    stack: Path
+    options: tuple[Option, ...]
+    chosen: Option | None
+    blocks: int | None
+    """The prefix a BitStack choice holds."""
+
+    @property
+    def method(self) -> str:
+        return self.chosen.method if self.chosen else "llama.cpp"
+
+
+def choose(settings: Settings, name: str | None = None, current_mb: float = 0.0) -> Choice:
     from inference.budget import BudgetController, best, free_mb, ladder, parse_budget
     from inference.compress import output_path
     from inference.models import spec_of
     from inference.stacked import prefix_for, read_manifest
 
-    spec = spec_of(settings.model)
+    spec = spec_of(name or settings.model)
     context = settings.llm_context or spec.context
-    fixed = parse_budget(settings.model_budget)
-    free = free_mb()
+    fixed, free = parse_budget(settings.model_budget), free_mb()
     target = BudgetController(fixed, settings.model_floor_mb, settings.model_headroom_mb,
-                              free=lambda: free).target(0)
+                              free=lambda: free).target(current_mb)
     stack = output_path(settings.models_dir, spec.name)
     options = ladder(stack, spec.size, spec.title, context) if stack.exists() else []
     chosen = best(options, target)
-    budget = (f"Budget: {fixed:,.0f} MB, fixed." if fixed is not None else
-              f"Budget: auto. {free:,.0f} MiB free, {settings.model_headroom_mb:,.0f} kept "
-              f"for everything else: {target:,.0f} MiB for the model.")
-    blocks = None
-    if not options:
-        runs = (f"Runs: {spec.title} in llama.cpp, whole; size control needs "
-                f"`memlane model compress {spec.name}` first.")
-    elif chosen is None:
-        runs = (f"Runs: nothing fits {target:,.0f} MiB; the smallest size needs "
-                f"{min(o.resident_mb for o in options):,.0f} MiB.")
-    elif chosen.method == "llama.cpp":
-        runs = (f"Runs: {chosen.setting} in llama.cpp (about {chosen.resident_mb:,.0f} MiB, "
-                f"perplexity {chosen.perplexity:.2f} on held-out text).")
+    blocks = prefix_for(read_manifest(stack), target, context) \
+        if chosen and chosen.method == "bitstack" else None
+    return Choice(spec.name, spec.title, fixed, free, target, stack, tuple(options), chosen,
+                  blocks)
+
+
+def summary(choice: Choice, settings: Settings) -> str:
+    budget = (f"Budget: {choice.fixed_mb:,.0f} MB, fixed." if choice.fixed_mb is not None else
+              f"Budget: auto. {choice.free_mb:,.0f} MiB free, "
+              f"{settings.model_headroom_mb:,.0f} kept for everything else: "
+              f"{choice.target_mb:,.0f} MiB for the model.")
+    if not choice.options:
+        runs = (f"Runs: {choice.title} in llama.cpp, whole; size control needs "
+                f"`memlane model compress {choice.model}` first.")
+    elif choice.chosen is None:
+        runs = (f"Runs: nothing fits {choice.target_mb:,.0f} MiB; the smallest size needs "
+                f"{min(o.resident_mb for o in choice.options):,.0f} MiB.")
+    elif choice.chosen.method == "llama.cpp":
+        runs = (f"Runs: {choice.chosen.setting} in llama.cpp (about "
+                f"{choice.chosen.resident_mb:,.0f} MiB, perplexity "
+                f"{choice.chosen.perplexity:.2f} on held-out text).")
     else:
-        blocks = prefix_for(read_manifest(stack), target, context)
-        runs = f"Runs: BitStack, the first {blocks} blocks (fits {target:,.0f} MiB)."
-    return {"model": spec.name, "budget": settings.model_budget, "free_mb": round(free),
-            "target_mb": round(target), "blocks": blocks,
-            "summary": "\n".join((f"Model: {spec.title}.", budget, runs)),
+        runs = (f"Runs: BitStack, the first {choice.blocks} blocks (fits "
+                f"{choice.target_mb:,.0f} MiB).")
+    return "\n".join((f"Model: {choice.title}.", budget, runs))
+
+
+def size_status(settings: Settings) -> dict[str, Any]:
+    choice = choose(settings)
+    return {"model": choice.model, "budget": settings.model_budget,
+            "free_mb": round(choice.free_mb), "target_mb": round(choice.target_mb),
+            "method": choice.method, "blocks": choice.blocks,
+            "summary": summary(choice, settings),
             "ladder": [{**o.__dict__, "resident_mb": round(o.resident_mb, 1),
-                        "chosen": o == chosen} for o in options]}
+                        "chosen": o == choice.chosen} for o in choice.options]}
+
+
+def load_sized(settings: Settings, name: str) -> Any:
+    """The model as the budget says: whole in llama.cpp, or a BitStack prefix."""
+    from inference.llm import LlamaModel, LoadOptions
+    from inference.models import ModelStore, spec_of
+    from inference.sized import BitStackModel
+
+    path = ModelStore(settings.models_dir).require(name)
+    context = settings.llm_context or spec_of(name).context
+    choice = choose(settings, name)
+    if choice.options and choice.chosen is None:
+        raise InvalidInput(summary(choice, settings).splitlines()[-1].removeprefix("Runs: ")
+                           + " Raise the budget: `memlane model budget MB` or 'auto'.")
+    if choice.method == "bitstack":
+        return BitStackModel(name, choice.stack, path, context, choice.target_mb)
+    return LlamaModel(name, path, LoadOptions(context, settings.llm_threads,
+                                              settings.llm_mlock))
+
+
+def follow_budget(model: Any, settings: Settings) -> bool:
+    """Bring a loaded model to the budget now: a BitStack model resizes in place. True when
+    the budget calls for the other runtime instead (the caller loads it)."""
+    from inference.models import spec_of
+    from inference.sized import BitStackModel
+
+    sized = isinstance(model, BitStackModel)
+    held = model.resident_mb if sized else spec_of(model.name).size / 2**20
+    choice = choose(settings, model.name, held)
+    if choice.chosen is not None and (choice.method == "bitstack") != sized:
+        return True
+    if sized and choice.chosen is not None and abs(choice.target_mb - model.budget_mb) >= 1:
+        model.resize(choice.target_mb)
+    return False

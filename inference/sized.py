@@ -49,6 +49,11 @@ class BitStackModel:
     def blocks(self) -> int:
         return self.stack.loaded
 
+    @property
+    def resident_mb(self) -> float:
+        """What the held prefix counts for against the budget."""
+        return self.stack.fit(self.stack.loaded).total / 2**20
+
     def resize(self, budget_mb: float) -> int:
         """Hold the longest prefix that fits `budget_mb`; the number of blocks held."""
         self.stack.resize(self.stack.blocks_for(budget_mb))

@@ -234,3 +234,27 @@ def test_model_budget_and_status_say_what_runs(compressed: dict, tmp_path: Path,
     best_fit = min(status["ladder"], key=lambda o: o["perplexity"])
     assert [o for o in status["ladder"] if o["chosen"]] == [best_fit]
     assert "Runs:" in status["summary"]
+
+
+def test_the_assistant_runs_the_size_the_budget_buys(compressed: dict, tmp_path: Path,
+                                                     make_memlane) -> None:
+    from app.settings import Settings
+    from inference.llm import LlamaModel
+    from inference.stacked import fit_of
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(compressed["path"], tmp_path / "models" / "smollm2-135m.bitstack")
+    manifest = compressed["manifest"]
+    small = math.ceil(fit_of(manifest, manifest.minimum + 80, 2048).total / 2**20)
+    memlane = make_memlane(tmp_path, model="smollm2-135m", model_budget=str(small))
+    model = memlane.llm()
+    assert isinstance(model, BitStackModel) and model.blocks >= manifest.minimum + 80
+    assert model.resident_mb <= small
+    assert "".join(model.stream([{"role": "user", "content": "Say hello."}], 4))
+
+    held = model.blocks
+    memlane.settings = Settings(**{**memlane.settings.model_dump(),
+                                   "model_budget": str(small - 3)})
+    assert memlane.llm() is model and model.blocks < held  # shrunk in place
+    memlane.settings = Settings(**{**memlane.settings.model_dump(), "model_budget": "4000"})
+    assert isinstance(memlane.llm(), LlamaModel)  # the whole GGUF fits and reads better
