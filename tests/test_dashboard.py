@@ -202,8 +202,14 @@ def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) ->
     app = page("model")
     table = app.dataframe[0].value
     assert "qwen2.5-coder-1.5b" in set(table["name"])
-    assert "not available yet" in shown(app)
+    assert "memlane model compress" in shown(app)  # no BitStack file yet: it says how
     assert "resident memory" in shown(app)
+    app.text_input(key="model-budget").input("lots")
+    next(b for b in app.button if b.label == "Save budget").click().run()
+    assert any("a number of MB or 'auto'" in e.value for e in app.error)
+    app.text_input(key="model-budget").input("900")
+    next(b for b in app.button if b.label == "Save budget").click().run()
+    assert "Saved" in shown(app) and Settings(home=imported.settings.home).model_budget == "900"
 
 
 def test_import_a_folder_and_export(home: Path, sample: Path) -> None:

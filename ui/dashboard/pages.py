@@ -32,6 +32,7 @@ from ui.dashboard.shared import (
 def home() -> None:
     from app.maintenance import stats
     from app.service import read_status
+    from app.sizing import size_status
     from inference.models import ModelStore, spec_of
 
     st.title("Memlane")
@@ -56,8 +57,8 @@ def home() -> None:
         st.subheader("Model")
         spec = spec_of(settings().model)
         st.write(f"**{spec.title}** ({spec.size / 2**20:,.0f} MiB on disk)")
-        st.caption(f"Status: {ModelStore(settings().models_dir).status(spec)}. Memory "
-                   "budget: the whole model; size control is not available yet.")
+        runs = size_status(settings())["summary"].splitlines()[-1]
+        st.caption(f"Status: {ModelStore(settings().models_dir).status(spec)}. {runs}")
     with disk:
         st.subheader("Storage")
         st.metric("Disk used", f"{facts['disk_bytes'] / 2**20:,.1f} MiB")

@@ -82,6 +82,7 @@ def model() -> None:
     import psutil
 
     from app.settings import save_settings
+    from app.sizing import size_status
     from inference.models import MODELS, ModelStore
 
     st.title("Model")
@@ -100,8 +101,31 @@ def model() -> None:
         reopen()
         st.success(f"Memlane answers with {chosen} from the next question on.")
     st.subheader("Memory budget")
-    st.info("Size control (growing and shrinking the model with free memory) is not "
-            "available yet; the whole model is loaded, its weights paged in from disk.")
+    try:
+        status = size_status(current)
+    except MemlaneError as failed:
+        st.error(str(failed))
+        status = None
+    if status:
+        st.info(status["summary"])
+        if status["ladder"]:
+            st.dataframe([{"method": o["method"], "setting": o["setting"],
+                           "resident (MiB)": o["resident_mb"], "perplexity": o["perplexity"],
+                           "runs": "yes" if o["chosen"] else ""} for o in status["ladder"]],
+                         hide_index=True, width="stretch", key="size-ladder")
+    with st.form("budget-form"):
+        budget = st.text_input("The model may use (MB, or 'auto' to follow free memory)",
+                               current.model_budget, key="model-budget")
+        if st.form_submit_button("Save budget"):
+            try:
+                save_settings(current, {"model_budget": budget})
+            except MemlaneError as bad:
+                st.error(str(bad))
+            else:
+                reopen()
+                st.success("Saved: the model takes its new size at the next question.")
+    st.caption(f"Size control needs the model compressed once (about 10 minutes for the "
+               f"0.5B): `memlane model compress {current.model}`.")
     resident = psutil.Process().memory_info().rss
     free = psutil.virtual_memory().available
     left, right = st.columns(2)
