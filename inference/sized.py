@@ -31,7 +31,7 @@ class BitStackModel:
 
         self.name, self.context = name, context
         self.stack = BlockStack(stack_path, context)
-        self._vocab = Llama(str(gguf), vocab_only=True, verbose=False)
+        self._vocab = Llama(str(gguf), vocab_only=True, n_ctx=16, n_batch=16, verbose=False)
         model = self._vocab._model
         self._eos = self._vocab.token_eos()
         self._format = Jinja2ChatFormatter(

@@ -10,10 +10,13 @@ prefix includes it, and the pages of blocks dropped by `resize` are given back.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import mmap
 import os
 import struct
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +30,10 @@ from inference.bitstack import Block, unpack_signs
 from inference.transformer import HEAD_ROWS, PROJECTIONS, Cache, Config, Decoder, Embedding, Head
 
 MAGIC = b"MEMLANE-BITSTACK\x01"
+TOKENIZER_BYTES_PER_TOKEN = 384
+"""llama.cpp's vocabulary in memory, per token (measured: 55 MB for Qwen2.5's 151,936)."""
+M_MMAP_THRESHOLD = -3
+"""glibc's mallopt parameter number."""
 PAGE = 4096
 SUFFIX = ".bitstack"
 
@@ -182,17 +189,29 @@ class Fit:
     block_bytes: int
     cache: int
     buffers: int
+    tokenizer: int
 
     @property
     def total(self) -> int:
-        return self.fixed + self.block_bytes + self.cache + self.buffers
+        return self.fixed + self.block_bytes + self.cache + self.buffers + self.tokenizer
+
+
+def _return_large_frees() -> None:
+    """Make glibc hand large freed buffers back at once. By default it raises its mmap
+    threshold after the first large free, and every rebuilt weight after that comes from
+    the heap and stays there: the process would grow by tens of MB past its budget."""
+    name = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    if mallopt:
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def fit_of(manifest: Manifest, blocks: int, context: int) -> Fit:
     """The resident bytes of a prefix of `blocks` blocks at a context length."""
     config = Config(**manifest.config)
     return Fit(blocks, manifest.resident_fixed, manifest.prefix_bytes()[blocks],
-               Cache.bytes_for(config, context), buffers(config))
+               Cache.bytes_for(config, context), buffers(config),
+               TOKENIZER_BYTES_PER_TOKEN * config.vocab)
 
 
 def prefix_for(manifest: Manifest, budget_mb: float, context: int) -> int:
@@ -229,16 +248,21 @@ class BlockStack:
         self._stacks: dict[tuple[int, str], list[Block]] = {
             (layer, p): [] for layer in range(self.config.layers) for p in PROJECTIONS}
         self.loaded = 0
-        self.small = {name: torch.from_numpy(self._fixed(name).copy())
-                      for name in self.manifest.fixed
+        self.small = {name: self._tensor(name) for name in self.manifest.fixed
                       if name not in ("token_embd", "head.quants", "head.scales")
                       and not name.startswith("scale.")}
-        self.scales = {(int(name.split(".")[1]), name.split(".")[2]):
-                       torch.from_numpy(self._fixed(name).copy())
+        self.scales = {(int(name.split(".")[1]), name.split(".")[2]): self._tensor(name)
                        for name in self.manifest.fixed if name.startswith("scale.")}
-        self.head = Head(torch.from_numpy(self._fixed("head.quants").copy()),
-                         torch.from_numpy(self._fixed("head.scales").copy()))
+        self.head = Head(self._tensor("head.quants"), self._tensor("head.scales"))
         self.embedding = Embedding(self._fixed("token_embd"), self.manifest.embedding_type)
+        _return_large_frees()
+
+    def _tensor(self, name: str) -> torch.Tensor:
+        """A fixed tensor on the file's pages themselves (read-only, never written): a copy
+        would hold it twice, once in the copy and once in the page cache it came from."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch warns of read-only arrays
+            return torch.from_numpy(self._fixed(name))
 
     def _fixed(self, name: str) -> np.ndarray:
         stored = self.manifest.fixed[name]
