@@ -141,7 +141,7 @@ def bitstack_row(stack: str, gguf: str, budget: float, tokens: list[int], contex
     perplexity = model.stack.decoder().perplexity(tokens, context)
     manifest = model.stack.manifest
     weights = sum(math.prod(model.stack.config.shape(p.projection))
-                  for p in manifest.blocks[:manifest.minimum])
+                  for p in manifest.blocks[:manifest.minimum])  # each matrix once
     return {"resident_mb": resident, "baseline_mb": baseline, "tokens_per_s": speed,
             "perplexity": perplexity, "blocks": model.blocks,
             "bits_per_weight": 8 * manifest.prefix_bytes()[model.blocks] / weights}
@@ -214,8 +214,7 @@ def run(model: str, eval_tokens: int, context: int, generate: int) -> dict[str, 
         path = quantize(f32, work / f"{model}-{name.lower()}.gguf", ftype)
         measured = in_child({"kind": "llama.cpp", "path": str(path), **common})
         rows.append({"method": "llama.cpp", "setting": name,
-                     "bits_per_weight": round(8 * path.stat().st_size / _weights(gguf), 2),
-                     **_rounded(measured)})
+                     "bits_per_weight": round(projection_bits(path), 3), **_rounded(measured)})
         print(f"llama.cpp {name}: {rows[-1]}", file=sys.stderr)
     manifest = read_manifest(stack)
     smallest, largest = manifest.minimum, len(manifest.blocks)
@@ -237,11 +236,16 @@ def run(model: str, eval_tokens: int, context: int, generate: int) -> dict[str, 
             "rows": rows, "resize_seconds": _rounded(resize)}
 
 
-def _weights(gguf: Path) -> int:
-    """Weights in the file (all tensors), for bits per weight over the whole file."""
-    import gguf as g
+def projection_bits(path: Path) -> float:
+    """Bits per weight of the seven projections of every layer in a GGUF: what BitStack's
+    blocks replace (embedding, head and norms are counted in resident MB, not here)."""
+    import gguf
 
-    return sum(int(t.n_elements) for t in g.GGUFReader(gguf).tensors)
+    from inference.transformer import PROJECTIONS
+
+    tensors = [t for t in gguf.GGUFReader(path).tensors
+               if t.name.startswith("blk.") and t.name.split(".")[2] in PROJECTIONS]
+    return 8 * sum(int(t.n_bytes) for t in tensors) / sum(int(t.n_elements) for t in tensors)
 
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +253,7 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| method | setting | resident MB | budget MB | bits/weight | perplexity | "
+    lines = ["| method | setting | resident MB | budget MB | projection bits/weight | perplexity | "
              "tokens/s |", "|---|---|---|---|---|---|---|"]
     for row in sorted(result["rows"], key=lambda r: r["resident_mb"]):
         lines.append(f"| {row['method']} | {row['setting']} | {row['resident_mb']:.0f} | "
