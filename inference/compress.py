@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from app.errors import InvalidInput
 from inference.bitstack import Block, column_scale, decompose
 from inference.stacked import SUFFIX, Manifest, write_stack
 from inference.transformer import PROJECTIONS, Cache, Decoder, GGUFWeights, dense_decoder
@@ -77,7 +78,7 @@ class Compression:
         self.name, self.out, self.plan, self.progress = name, out, plan, progress
         self.tokens = list(tokens)
         if len(self.tokens) < plan.calibration_tokens:
-            raise ValueError(f"the calibration text has {len(self.tokens)} tokens, fewer "
+            raise InvalidInput(f"the calibration text has {len(self.tokens)} tokens, fewer "
                              f"than the {plan.calibration_tokens} asked for")
         self.work = out.with_name(out.name + ".work")
         self.weights = GGUFWeights(gguf)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from app.errors import InvalidInput
 from inference.llm import Message, parse_structured
 from inference.stacked import BlockStack
 from inference.transformer import Cache
@@ -72,7 +73,7 @@ class BitStackModel:
         if len(prompt) + max_tokens > self.context:
             max_tokens = self.context - len(prompt)
             if max_tokens <= 0:
-                raise ValueError(f"the prompt has {len(prompt)} tokens; the context holds "
+                raise InvalidInput(f"the prompt has {len(prompt)} tokens; the context holds "
                                  f"{self.context}")
         yield from self._generate(prompt, max_tokens)
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.errors import InvalidInput
+
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 """The seven linear weights of a layer, as GGUF names them."""
 Q8_BLOCK = 32
@@ -62,7 +64,7 @@ class Config:
     def of(cls, fields: dict[str, Any], vocab: int) -> Config:
         arch = str(fields["general.architecture"])
         if arch not in ("qwen2", "llama"):
-            raise ValueError(f"a {arch} model cannot be run by Memlane's torch runtime "
+            raise InvalidInput(f"a {arch} model cannot be run by Memlane's torch runtime "
                              f"(qwen2 and llama only)")
         return cls(arch, int(fields[f"{arch}.block_count"]),
                    int(fields[f"{arch}.embedding_length"]),
