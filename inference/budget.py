@@ -79,15 +79,17 @@ def ladder(stack: Path, gguf_bytes: int, title: str, context: int) -> list[Optio
     """The ways to run a compressed model, with the perplexity measured at compression on
     held-out text: the GGUF in llama.cpp, and BitStack prefixes (any prefix between the
     rungs loads too; the rungs show the curve)."""
-    from inference.stacked import fit_of, read_manifest
+    from inference.stacked import TOKENIZER_BYTES_PER_TOKEN, fit_of, read_manifest
     from inference.transformer import Cache, Config
 
     manifest = read_manifest(stack)
     measured = manifest.ladder
     if not measured:
         return []
-    cache = Cache.bytes_for(Config(**manifest.config), context)
-    options = [Option("llama.cpp", title, (gguf_bytes + cache) / 2**20, measured["gguf"])]
+    config = Config(**manifest.config)
+    whole = gguf_bytes + Cache.bytes_for(config, context) + TOKENIZER_BYTES_PER_TOKEN * \
+        config.vocab  # as BitStack counts them; llama.cpp's compute buffers come on top
+    options = [Option("llama.cpp", title, whole / 2**20, measured["gguf"])]
     options += [Option("bitstack", f"{rung['blocks']} blocks",
                        fit_of(manifest, rung["blocks"], context).total / 2**20,
                        rung["perplexity"]) for rung in measured["rungs"]]
