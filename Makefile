@@ -36,6 +36,7 @@ bench: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m bench.locomo_qa --data ../shared/data/locomo --model qwen2.5-coder-1.5b --limit 200 --tokens 48 --json bench/results/locomo_qa.json
 	$(PY) -m bench.capture --seconds 300 --json bench/results/capture.json
 	$(PY) -m bench.size_control --model qwen2.5-coder-0.5b --json bench/results/size_control.json
+	$(PY) -m bench.bitstack_choices --model qwen2.5-coder-0.5b --json bench/results/bitstack_choices.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app memory capture inference ui bench tests
