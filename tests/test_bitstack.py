@@ -258,3 +258,29 @@ def test_the_assistant_runs_the_size_the_budget_buys(compressed: dict, tmp_path:
     assert memlane.llm() is model and model.blocks < held  # shrunk in place
     memlane.settings = Settings(**{**memlane.settings.model_dump(), "model_budget": "4000"})
     assert isinstance(memlane.llm(), LlamaModel)  # the whole GGUF fits and reads better
+
+
+@pytest.mark.slow
+def test_memlane_model_compress_makes_the_file_status_reads(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from typer.testing import CliRunner
+
+    from app import cli
+    from tests.test_cli import cli_environment
+
+    cli_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("MEMLANE_MODEL", "smollm2-135m")
+    runner = CliRunner()
+    unknown = runner.invoke(cli.app, ["model", "compress", "gpt-9"])
+    assert unknown.exit_code != 0 and "no packaged model is called 'gpt-9'" in str(
+        unknown.exception)
+    made = runner.invoke(cli.app, ["model", "compress", "smollm2-135m", "--blocks", "2",
+                                   "--rank", "4"])
+    assert made.exit_code == 0, made.output
+    assert "420 blocks" in made.output
+    assert (tmp_path / "models" / "smollm2-135m.bitstack").exists()
+    assert not list((tmp_path / "models").glob("*.work"))
+    status = json.loads(runner.invoke(cli.app, ["model", "status", "--json"]).output)
+    methods = [o["method"] for o in status["ladder"]]
+    assert methods[0] == "llama.cpp" and methods.count("bitstack") == 8  # the measured rungs
