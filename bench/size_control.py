@@ -128,14 +128,14 @@ def llama_row(path: str, tokens: list[int], context: int, generate: int) -> dict
 
 
 def bitstack_row(stack: str, gguf: str, budget: float, tokens: list[int], context: int,
-                 generate: int) -> dict[str, Any]:
+                 generate: int, rebuilt_mb: float = 0.0) -> dict[str, Any]:
     import torch
 
     from inference.sized import BitStackModel
 
     torch.set_num_threads(2)
     baseline = rss_mb()
-    model = BitStackModel("bench", Path(stack), Path(gguf), context, budget)
+    model = BitStackModel("bench", Path(stack), Path(gguf), context, budget, rebuilt_mb)
     speed = tokens_per_second(model.stream(PROMPT, max_tokens=generate))
     resident = peak_mb() - baseline
     perplexity = model.stack.decoder().perplexity(tokens, context)
@@ -188,7 +188,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
         return llama_row(spec["path"], tokens, spec["context"], spec["generate"])
     if spec["kind"] == "bitstack":
         return bitstack_row(spec["stack"], spec["gguf"], spec["budget"], tokens,
-                            spec["context"], spec["generate"])
+                            spec["context"], spec["generate"], spec.get("rebuilt_mb", 0.0))
     return resize_row(spec["stack"], spec["gguf"], spec["budget"], spec["context"])
 
 
@@ -248,6 +248,33 @@ def projection_bits(path: Path) -> float:
     return 8 * sum(int(t.n_bytes) for t in tensors) / sum(int(t.n_elements) for t in tensors)
 
 
+def flash_cache(model: str, eval_tokens: int, context: int, generate: int) -> dict[str, Any]:
+    """LLM in a flash's DRAM cache of rebuilt weights, against not having it, at one budget:
+    the same memory either holds more blocks or keeps some weights rebuilt."""
+    from app.settings import Settings
+    from inference.compress import output_path, tokenize
+    from inference.models import ModelStore
+    from inference.stacked import fit_of, read_manifest
+
+    settings = Settings()
+    gguf = ModelStore(settings.models_dir).require(model)
+    stack = output_path(settings.models_dir, model)
+    manifest = read_manifest(stack)
+    blocks = round(manifest.minimum + (len(manifest.blocks) - manifest.minimum) * 0.875)
+    budget = math.ceil(fit_of(manifest, blocks, context).total / 2**20)
+    tokens = tokenize(gguf, evaluation_text())[:eval_tokens]
+    rows = []
+    for kept in (0, 50, 100):
+        measured = in_child({"kind": "bitstack", "stack": str(stack), "gguf": str(gguf),
+                             "budget": budget, "rebuilt_mb": kept, "tokens": tokens,
+                             "context": context, "generate": generate})
+        rows.append({"method": "bitstack", "setting": f"{budget} MB budget, {kept} MB of "
+                     f"rebuilt weights kept", "rebuilt_mb": kept, **_rounded(measured)})
+        print(rows[-1], file=sys.stderr)
+    return {"model": model, "budget_mb": budget, "evaluation_tokens": len(tokens),
+            "context": context, "rows": rows}
+
+
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()}
 
@@ -300,10 +327,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--generate", type=int, default=16, help="tokens generated per row")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--flash-cache", action="store_true",
+                        help="measure the DRAM cache of rebuilt weights instead")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.row:
         print(json.dumps(run_row(json.loads(args.row))))
+        return
+    if args.flash_cache:
+        cached = flash_cache(args.model, args.tokens, args.context, args.generate)
+        print(json.dumps(cached["rows"], indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(cached, indent=1))
         return
     result = run(args.model, args.tokens, args.context, args.generate)
     print(table(result))

@@ -26,7 +26,7 @@ class BitStackModel:
     """A BitStack file run on the CPU by torch, holding the longest prefix that fits."""
 
     def __init__(self, name: str, stack_path: Path, gguf: Path, context: int,
-                 budget_mb: float) -> None:
+                 budget_mb: float, rebuilt_mb: float = 0.0) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -39,7 +39,7 @@ class BitStackModel:
             self._vocab.metadata["tokenizer.chat_template"],
             eos_token=model.token_get_text(self._eos),
             bos_token=model.token_get_text(self._vocab.token_bos()))
-        self.budget_mb = budget_mb
+        self.budget_mb, self.rebuilt_mb = budget_mb, rebuilt_mb
         self.resize(budget_mb)
         self._decoder = self.stack.decoder()
         self._cache = Cache(self.stack.config, context)
@@ -53,11 +53,14 @@ class BitStackModel:
     @property
     def resident_mb(self) -> float:
         """What the held prefix counts for against the budget."""
-        return self.stack.fit(self.stack.loaded).total / 2**20
+        return self.stack.fit(self.stack.loaded).total / 2**20 + self.rebuilt_mb
 
     def resize(self, budget_mb: float) -> int:
-        """Hold the longest prefix that fits `budget_mb`; the number of blocks held."""
-        self.stack.resize(self.stack.blocks_for(budget_mb))
+        """Hold the longest prefix that fits `budget_mb` (less the rebuilt weights kept,
+        if any); the number of blocks held."""
+        self.stack.resize(self.stack.blocks_for(budget_mb - self.rebuilt_mb))
+        if self.rebuilt_mb:
+            self.stack.keep_rebuilt(self.rebuilt_mb)
         self.budget_mb = budget_mb
         self._read = []
         return self.stack.loaded

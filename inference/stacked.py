@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
+import math
 import mmap
 import os
 import struct
@@ -248,6 +249,8 @@ class BlockStack:
         self._stacks: dict[tuple[int, str], list[Block]] = {
             (layer, p): [] for layer in range(self.config.layers) for p in PROJECTIONS}
         self.loaded = 0
+        self.rebuilt: dict[tuple[int, str], torch.Tensor] = {}
+        self._rebuilt_mb = 0.0
         self.small = {name: self._tensor(name) for name in self.manifest.fixed
                       if name not in ("token_embd", "head.quants", "head.scales")
                       and not name.startswith("scale.")}
@@ -295,6 +298,8 @@ class BlockStack:
             self._stacks[placed.key].pop()
             self._map.madvise(mmap.MADV_DONTNEED, placed.offset, _aligned(placed.nbytes))
         self.loaded = blocks
+        if self.rebuilt:
+            self.keep_rebuilt(self._rebuilt_mb)
 
     def prefetch(self, start: int, end: int) -> None:
         """Read blocks `start`..`end` of the prefix from flash now (one byte a page), rather
@@ -316,9 +321,27 @@ class BlockStack:
     def counts(self) -> dict[tuple[int, str], int]:
         return {key: len(stack) for key, stack in self._stacks.items()}
 
+    def keep_rebuilt(self, mb: float) -> int:
+        """LLM in a flash's DRAM cache: keep the rebuilt weights of the first projections
+        (in the order the forward pass uses them) in float16, up to `mb`; how many were
+        kept. They are rebuilt again when the prefix changes."""
+        self._rebuilt_mb, self.rebuilt = mb, {}
+        room = mb * 2**20
+        for key in self._stacks:
+            size = 2 * math.prod(self.config.shape(key[1]))
+            if size > room:
+                break
+            self.rebuilt[key] = self._rebuild(*key).half()
+            room -= size
+        return len(self.rebuilt)
+
     def weight(self, layer: int, projection: str) -> torch.Tensor:
-        """A projection's weight rebuilt from its loaded blocks (still column-scaled: the
-        decoder divides its input by the scale)."""
+        """A projection's weight (still column-scaled: the decoder divides its input by
+        the scale), from the DRAM cache or rebuilt from its loaded blocks."""
+        kept = self.rebuilt.get((layer, projection))
+        return kept.float() if kept is not None else self._rebuild(layer, projection)
+
+    def _rebuild(self, layer: int, projection: str) -> torch.Tensor:
         stack = self._stacks[(layer, projection)]
         total = torch.zeros(self.config.shape(projection))
         for block in stack:

@@ -126,6 +126,31 @@ def test_resizing_up_then_down_gives_the_same_outputs(compressed: dict, gguf: Pa
         stack.close()
 
 
+def test_rebuilt_weights_kept_in_memory_give_the_same_model(compressed: dict,
+                                                            gguf: Path) -> None:
+    stack = BlockStack(compressed["path"], context=256)
+    tokens = tokenize(gguf, "The harbour permit expires in June.")
+    try:
+        decoder = stack.decoder()
+
+        def logits() -> torch.Tensor:
+            with torch.inference_mode():
+                return decoder.forward(tokens, Cache(stack.config, 64))
+
+        stack.resize(stack.manifest.minimum + 30)
+        rebuilt_each_time = logits()
+        assert stack.keep_rebuilt(4.0) > 0  # float16 copies of the first projections
+        kept = logits()  # the same weights, rounded to float16 once
+        assert torch.equal(kept.argmax(-1), rebuilt_each_time.argmax(-1))
+        assert float((kept - rebuilt_each_time).abs().max()) < 0.25
+        first = next(iter(stack.rebuilt))
+        before = stack.rebuilt[first].clone()
+        stack.resize(len(stack.manifest.blocks))  # new blocks: the kept copies follow
+        assert not torch.equal(stack.rebuilt[first], before)
+    finally:
+        stack.close()
+
+
 def test_a_budget_loads_the_longest_prefix_that_fits(compressed: dict) -> None:
     stack = BlockStack(compressed["path"], context=256)
     try:
