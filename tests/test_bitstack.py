@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,16 +107,21 @@ def test_a_prefix_reads_exactly_the_bytes_its_manifest_names(compressed: dict) -
         stack.close()
 
 
+def reader(stack: BlockStack, tokens: list[int]) -> Callable[[], torch.Tensor]:
+    """The logits of `tokens` at whatever prefix the stack holds when called."""
+    decoder = stack.decoder()
+
+    def logits() -> torch.Tensor:
+        with torch.inference_mode():
+            return decoder.forward(tokens, Cache(stack.config, 64))
+
+    return logits
+
+
 def test_resizing_up_then_down_gives_the_same_outputs(compressed: dict, gguf: Path) -> None:
     stack = BlockStack(compressed["path"], context=256)
-    tokens = tokenize(gguf, "The harbour permit expires in June.")
+    logits = reader(stack, tokenize(gguf, "The harbour permit expires in June."))
     try:
-        decoder = stack.decoder()
-
-        def logits() -> torch.Tensor:
-            with torch.inference_mode():
-                return decoder.forward(tokens, Cache(stack.config, 64))
-
         stack.resize(stack.manifest.minimum)
         small = logits()
         stack.resize(len(stack.manifest.blocks))
@@ -129,14 +135,8 @@ def test_resizing_up_then_down_gives_the_same_outputs(compressed: dict, gguf: Pa
 def test_rebuilt_weights_kept_in_memory_give_the_same_model(compressed: dict,
                                                             gguf: Path) -> None:
     stack = BlockStack(compressed["path"], context=256)
-    tokens = tokenize(gguf, "The harbour permit expires in June.")
+    logits = reader(stack, tokenize(gguf, "The harbour permit expires in June."))
     try:
-        decoder = stack.decoder()
-
-        def logits() -> torch.Tensor:
-            with torch.inference_mode():
-                return decoder.forward(tokens, Cache(stack.config, 64))
-
         stack.resize(stack.manifest.minimum + 30)
         rebuilt_each_time = logits()
         assert stack.keep_rebuilt(4.0) > 0  # float16 copies of the first projections
