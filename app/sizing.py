@@ -48,10 +48,11 @@ def choose(settings: Settings, name: str | None = None, current_mb: float = 0.0)
     target = BudgetController(fixed, settings.model_floor_mb, settings.model_headroom_mb,
                               free=lambda: free).target(current_mb)
     stack = output_path(settings.models_dir, spec.name)
-    options = ladder(stack, spec.size, spec.title, context) if stack.exists() else []
+    manifest = read_manifest(stack) if stack.exists() else None
+    options = ladder(manifest, spec.size, spec.title, context) if manifest else []
     chosen = best(options, target)
-    blocks = prefix_for(read_manifest(stack), target, context) \
-        if chosen and chosen.method == "bitstack" else None
+    blocks = prefix_for(manifest, target, context) \
+        if manifest and chosen and chosen.method == "bitstack" else None
     return Choice(spec.name, spec.title, fixed, free, target, stack, tuple(options), chosen,
                   blocks)
 
@@ -89,20 +90,18 @@ def size_status(settings: Settings) -> dict[str, Any]:
 
 def load_sized(settings: Settings, name: str) -> Any:
     """The model as the budget says: whole in llama.cpp, or a BitStack prefix."""
-    from inference.llm import LlamaModel, LoadOptions
+    from app.container import load_model
     from inference.models import ModelStore, spec_of
     from inference.sized import BitStackModel
 
-    path = ModelStore(settings.models_dir).require(name)
-    context = settings.llm_context or spec_of(name).context
     choice = choose(settings, name)
     if choice.options and choice.chosen is None:
         raise InvalidInput(summary(choice, settings).splitlines()[-1].removeprefix("Runs: ")
                            + " Raise the budget: `memlane model budget MB` or 'auto'.")
-    if choice.method == "bitstack":
-        return BitStackModel(name, choice.stack, path, context, choice.target_mb)
-    return LlamaModel(name, path, LoadOptions(context, settings.llm_threads,
-                                              settings.llm_mlock))
+    if choice.method != "bitstack":
+        return load_model(settings, name)
+    return BitStackModel(name, choice.stack, ModelStore(settings.models_dir).require(name),
+                         settings.llm_context or spec_of(name).context, choice.target_mb)
 
 
 def follow_budget(model: Any, settings: Settings) -> bool:

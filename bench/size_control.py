@@ -106,6 +106,8 @@ def llama_row(path: str, tokens: list[int], context: int, generate: int) -> dict
     import torch
     from llama_cpp import Llama
 
+    from inference.transformer import windows
+
     baseline = rss_mb()
     llm = Llama(path, n_ctx=context, n_threads=2, verbose=False)
     speed = tokens_per_second(
@@ -167,11 +169,6 @@ def tokens_per_second(pieces: Any) -> float:
     """Pieces per second after the first (the prompt's reading excluded)."""
     stamps = [time.perf_counter() for piece in pieces if piece]
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-
-
-def windows(tokens: Sequence[int], context: int) -> list[list[int]]:
-    return [list(tokens[i:i + context]) for i in range(0, len(tokens) - 1, context)
-            if len(tokens[i:i + context]) > 1]
 
 
 def in_child(spec: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,8 @@ class Block:
 
     def matrix(self) -> torch.Tensor:
         """The block as a dense float32 matrix."""
-        magnitude = torch.from_numpy(self.u).float() @ torch.from_numpy(self.v).float()
+        magnitude = torch.from_numpy(self.u.astype(np.float32)) @ \
+            torch.from_numpy(self.v.astype(np.float32))  # copies: the file's pages are read-only
         return magnitude.mul_(unpack_signs(self.signs, self.rows, self.cols))
 
 

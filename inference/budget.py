@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from inference.stacked import Manifest
 
 AUTO = "auto"
 
@@ -75,14 +78,13 @@ def best(options: Sequence[Option], budget_mb: float) -> Option | None:
     return min(fitting, key=lambda o: (o.perplexity, o.resident_mb)) if fitting else None
 
 
-def ladder(stack: Path, gguf_bytes: int, title: str, context: int) -> list[Option]:
+def ladder(manifest: Manifest, gguf_bytes: int, title: str, context: int) -> list[Option]:
     """The ways to run a compressed model, with the perplexity measured at compression on
     held-out text: the GGUF in llama.cpp, and BitStack prefixes (any prefix between the
     rungs loads too; the rungs show the curve)."""
-    from inference.stacked import TOKENIZER_BYTES_PER_TOKEN, fit_of, read_manifest
+    from inference.stacked import TOKENIZER_BYTES_PER_TOKEN, fit_of
     from inference.transformer import Cache, Config
 
-    manifest = read_manifest(stack)
     measured = manifest.ladder
     if not measured:
         return []

@@ -19,6 +19,7 @@ compression starts again where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -162,6 +163,11 @@ class Compression:
         np.savez(partial, **arrays)
         partial.replace(saved)
 
+    @functools.cached_property
+    def stacks(self) -> dict[tuple[int, str], tuple[list[Block], torch.Tensor]]:
+        """Every matrix's blocks and column scale, read from the work folder once."""
+        return {key: self.stack(*key) for key in self.matrices}
+
     def stack(self, layer: int, projection: str) -> tuple[list[Block], torch.Tensor]:
         with np.load(self._stack_file(layer, projection)) as saved:
             blocks = [Block(saved[f"signs{i}"], saved[f"u{i}"], saved[f"v{i}"])
@@ -173,7 +179,7 @@ class Compression:
         """(layer, projection, index) in prefix order."""
         saved = self.work / "order.json"
         rounds: list[list[int]] = json.loads(saved.read_text()) if saved.exists() else []
-        stacks = {key: self.stack(*key) for key in self.matrices}
+        stacks = self.stacks
         current = {key: blocks[0].matrix() for key, (blocks, _) in stacks.items()}
         for index, done in enumerate(rounds, start=1):  # where the saved rounds left them
             for layer in done:
@@ -214,7 +220,7 @@ class Compression:
         minimum = len(self.matrices)
         wanted = sorted({round(minimum + (len(order) - minimum) * i / (points - 1))
                          for i in range(points)})
-        stacks = {key: self.stack(*key) for key in self.matrices}
+        stacks = self.stacks
         current = {key: torch.zeros(self.config.shape(key[1])) for key in self.matrices}
         decoder = Decoder(self.config, self.weights.embedding(), self.weights.head(),
                           self.weights.small(), lambda layer, p: current[(layer, p)],
@@ -242,7 +248,7 @@ class Compression:
     # -- 5. the file --------------------------------------------------------------------------
     def write(self, order: list[tuple[int, str, int]], ladder: dict) -> Manifest:
         self.progress("write", 0, 1)
-        stacks = {key: self.stack(*key) for key in self.matrices}
+        stacks = self.stacks
         head = self.weights.head()
         embedding = self.weights.tensors["token_embd.weight"]
         fixed = {name: t.numpy() for name, t in self.weights.small().items()}

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from app.errors import InvalidInput
-from inference.bitstack import Block, unpack_signs
+from inference.bitstack import Block, rebuild
 from inference.transformer import HEAD_ROWS, PROJECTIONS, Cache, Config, Decoder, Embedding, Head
 
 MAGIC = b"MEMLANE-BITSTACK\x01"
@@ -342,13 +342,7 @@ class BlockStack:
         return kept.float() if kept is not None else self._rebuild(layer, projection)
 
     def _rebuild(self, layer: int, projection: str) -> torch.Tensor:
-        stack = self._stacks[(layer, projection)]
-        total = torch.zeros(self.config.shape(projection))
-        for block in stack:
-            magnitude = torch.from_numpy(block.u.astype(np.float32)) @ \
-                torch.from_numpy(block.v.astype(np.float32))
-            total.addcmul_(magnitude, unpack_signs(block.signs, block.rows, block.cols))
-        return total
+        return rebuild(self._stacks[(layer, projection)])
 
     def decoder(self) -> Decoder:
         return Decoder(self.config, self.embedding, self.head, self.small, self.weight,

@@ -257,15 +257,18 @@ class Decoder:
         """Perplexity of the tokens read in windows of `context` (each scored on all but
         its first token), as llama.cpp's perplexity tool does without overlap."""
         total, count = 0.0, 0
-        for start in range(0, len(tokens) - 1, context):
-            window = list(tokens[start:start + context])
-            if len(window) < 2:
-                break
+        for window in windows(tokens, context):
             with torch.inference_mode():
                 logits = self.forward(window, Cache(self.config, len(window)))
             losses = F.cross_entropy(logits[:-1], torch.tensor(window[1:]), reduction="sum")
             total, count = total + float(losses), count + len(window) - 1
         return math.exp(total / count)
+
+
+def windows(tokens: Sequence[int], context: int) -> list[list[int]]:
+    """Tokens in consecutive windows of `context`, each with at least two (one scored)."""
+    return [list(tokens[i:i + context]) for i in range(0, len(tokens) - 1, context)
+            if len(tokens[i:i + context]) > 1]
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
