@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from app.errors import InvalidInput
-from inference.bitstack import Block, rebuild
+from inference.bitstack import SIGNS, Block
 from inference.transformer import HEAD_ROWS, PROJECTIONS, Cache, Config, Decoder, Embedding, Head
 
 MAGIC = b"MEMLANE-BITSTACK\x01"
@@ -251,6 +251,9 @@ class BlockStack:
         self.loaded = 0
         self.rebuilt: dict[tuple[int, str], torch.Tensor] = {}
         self._rebuilt_mb = 0.0
+        largest = max(math.prod(self.config.shape(p)) for p in PROJECTIONS)
+        self._scratch = tuple(torch.empty(largest) for _ in range(3))
+        """A rebuilt weight, one block's magnitudes and its signs (see `buffers`)."""
         self.small = {name: self._tensor(name) for name in self.manifest.fixed
                       if name not in ("token_embd", "head.quants", "head.scales")
                       and not name.startswith("scale.")}
@@ -342,7 +345,21 @@ class BlockStack:
         return kept.float() if kept is not None else self._rebuild(layer, projection)
 
     def _rebuild(self, layer: int, projection: str) -> torch.Tensor:
-        return rebuild(self._stacks[(layer, projection)])
+        """The weight summed from its blocks into the stack's scratch buffers, valid until
+        the next call. Fresh buffers each time would cost either way: glibc keeps large
+        freed buffers in its heap (past the budget) unless told to return them, and then
+        every new one is faulted in page by page (2.5x slower)."""
+        rows, cols = self.config.shape(projection)
+        total, magnitude, signs = (buffer[:rows * cols].view(rows, cols)
+                                   for buffer in self._scratch)
+        total.zero_()
+        for block in self._stacks[(layer, projection)]:
+            torch.matmul(torch.from_numpy(block.u.astype(np.float32)),
+                         torch.from_numpy(block.v.astype(np.float32)), out=magnitude)
+            packed = torch.from_numpy(np.array(block.signs)).long()
+            torch.index_select(SIGNS, 0, packed, out=signs.view(-1, 8))
+            total.addcmul_(magnitude, signs)
+        return total
 
     def decoder(self) -> Decoder:
         return Decoder(self.config, self.embedding, self.head, self.small, self.weight,
