@@ -82,7 +82,7 @@ def ladder(manifest: Manifest, gguf_bytes: int, title: str, context: int) -> lis
     """The ways to run a compressed model, with the perplexity measured at compression on
     held-out text: the GGUF in llama.cpp, and BitStack prefixes (any prefix between the
     rungs loads too; the rungs show the curve)."""
-    from inference.stacked import TOKENIZER_BYTES_PER_TOKEN, fit_of
+    from inference.stacked import RUNTIME_WORKING, TOKENIZER_BYTES_PER_TOKEN, fit_of
     from inference.transformer import Cache, Config
 
     measured = manifest.ladder
@@ -90,7 +90,7 @@ def ladder(manifest: Manifest, gguf_bytes: int, title: str, context: int) -> lis
         return []
     config = Config(**manifest.config)
     whole = gguf_bytes + Cache.bytes_for(config, context) + TOKENIZER_BYTES_PER_TOKEN * \
-        config.vocab  # as BitStack counts them; llama.cpp's compute buffers come on top
+        config.vocab + RUNTIME_WORKING  # as BitStack counts them
     options = [Option("llama.cpp", title, whole / 2**20, measured["gguf"])]
     options += [Option("bitstack", f"{rung['blocks']} blocks",
                        fit_of(manifest, rung["blocks"], context).total / 2**20,
