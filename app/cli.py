@@ -357,14 +357,22 @@ def model_compress(
 
 
 @model_app.command("budget")
-def model_budget(value: Annotated[str, typer.Argument(help="MB, or 'auto'")]) -> None:
+def model_budget(value: Annotated[str, typer.Argument(help="MB, or 'auto'")],
+                 speed: Annotated[float | None, typer.Option(
+                     "--speed", help="MiB of it kept as rebuilt weights (BitStack): faster, "
+                                     "less exact; 0 for none")] = None) -> None:
     """How much memory the model may use: a number of MB, or 'auto' to follow free memory."""
     from app.settings import save_settings
 
-    updated = save_settings(Settings(), {"model_budget": value})
+    changes: dict[str, object] = {"model_budget": value}
+    if speed is not None:
+        changes["model_speed_mb"] = speed
+    updated = save_settings(Settings(), changes)
     said = "follows free memory" if updated.model_budget == "auto" else \
         f"is {float(updated.model_budget):,.0f} MB"
-    console.print(f"The model's budget {said}; it applies from the next question on.")
+    kept = f", {updated.model_speed_mb:,.0f} MiB of it for speed" \
+        if updated.model_speed_mb else ""
+    console.print(f"The model's budget {said}{kept}; it applies from the next question on.")
 
 
 @model_app.command("status")

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     `model_headroom_mb` to everything else, never below `model_floor_mb`)."""
     model_headroom_mb: float = Field(1024.0, ge=0)
     model_floor_mb: float = Field(256.0, gt=0)
+    model_speed_mb: float = Field(0.0, ge=0)
+    """MiB of a BitStack model's budget spent keeping rebuilt weights in memory (LLM in a
+    flash's DRAM cache) instead of on more blocks: faster answers, less exact ones. 0 spends
+    it all on blocks; the kept weights give way first when the budget shrinks."""
 
     @field_validator("model_budget")
     @classmethod

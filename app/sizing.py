@@ -30,6 +30,8 @@ class Choice:
     chosen: Option | None
     blocks: int | None
     """The prefix a BitStack choice holds."""
+    speed_mb: float = 0.0
+    """MiB of a BitStack choice's budget spent on rebuilt weights kept in memory."""
 
     @property
     def method(self) -> str:
@@ -40,7 +42,7 @@ def choose(settings: Settings, name: str | None = None, current_mb: float = 0.0)
     from inference.budget import BudgetController, best, free_mb, ladder, parse_budget
     from inference.compress import output_path
     from inference.models import spec_of
-    from inference.stacked import prefix_for, read_manifest
+    from inference.stacked import fit_of, prefix_for, read_manifest
 
     spec = spec_of(name or settings.model)
     context = settings.llm_context or spec.context
@@ -51,10 +53,13 @@ def choose(settings: Settings, name: str | None = None, current_mb: float = 0.0)
     manifest = read_manifest(stack) if stack.exists() else None
     options = ladder(manifest, spec.size, spec.title, context) if manifest else []
     chosen = best(options, target)
-    blocks = prefix_for(manifest, target, context) \
-        if manifest and chosen and chosen.method == "bitstack" else None
+    if not (manifest and chosen and chosen.method == "bitstack"):
+        return Choice(spec.name, spec.title, fixed, free, target, stack, tuple(options),
+                      chosen, None)
+    smallest = fit_of(manifest, manifest.minimum, context).total / 2**20
+    speed = min(settings.model_speed_mb, max(0.0, target - smallest))
     return Choice(spec.name, spec.title, fixed, free, target, stack, tuple(options), chosen,
-                  blocks)
+                  prefix_for(manifest, target - speed, context), speed)
 
 
 def summary(choice: Choice, settings: Settings) -> str:
@@ -73,7 +78,9 @@ def summary(choice: Choice, settings: Settings) -> str:
                 f"{choice.chosen.resident_mb:,.0f} MiB, perplexity "
                 f"{choice.chosen.perplexity:.2f} on held-out text).")
     else:
-        runs = (f"Runs: BitStack, the first {choice.blocks} blocks (fits "
+        kept = (f", with {choice.speed_mb:,.0f} MiB of rebuilt weights kept for speed"
+                if choice.speed_mb else "")
+        runs = (f"Runs: BitStack, the first {choice.blocks} blocks{kept} (fits "
                 f"{choice.target_mb:,.0f} MiB).")
     return "\n".join((f"Model: {choice.title}.", budget, runs))
 
@@ -83,6 +90,7 @@ def size_status(settings: Settings) -> dict[str, Any]:
     return {"model": choice.model, "budget": settings.model_budget,
             "free_mb": round(choice.free_mb), "target_mb": round(choice.target_mb),
             "method": choice.method, "blocks": choice.blocks,
+            "speed_mb": round(choice.speed_mb, 1),
             "summary": summary(choice, settings),
             "ladder": [{**o.__dict__, "resident_mb": round(o.resident_mb, 1),
                         "chosen": o == choice.chosen} for o in choice.options]}
@@ -101,7 +109,8 @@ def load_sized(settings: Settings, name: str) -> Any:
     if choice.method != "bitstack":
         return load_model(settings, name)
     return BitStackModel(name, choice.stack, ModelStore(settings.models_dir).require(name),
-                         settings.llm_context or spec_of(name).context, choice.target_mb)
+                         settings.llm_context or spec_of(name).context, choice.target_mb,
+                         choice.speed_mb)
 
 
 def follow_budget(model: Any, settings: Settings) -> bool:
@@ -115,6 +124,7 @@ def follow_budget(model: Any, settings: Settings) -> bool:
     choice = choose(settings, model.name, held)
     if choice.chosen is not None and (choice.method == "bitstack") != sized:
         return True
-    if sized and choice.chosen is not None and abs(choice.target_mb - model.budget_mb) >= 1:
-        model.resize(choice.target_mb)
+    if sized and choice.chosen is not None and (abs(choice.target_mb - model.budget_mb) >= 1
+                                                or choice.speed_mb != model.rebuilt_mb):
+        model.resize(choice.target_mb, choice.speed_mb)
     return False

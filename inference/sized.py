@@ -39,8 +39,8 @@ class BitStackModel:
             self._vocab.metadata["tokenizer.chat_template"],
             eos_token=model.token_get_text(self._eos),
             bos_token=model.token_get_text(self._vocab.token_bos()))
-        self.budget_mb, self.rebuilt_mb = budget_mb, rebuilt_mb
-        self.resize(budget_mb)
+        self.budget_mb, self.rebuilt_mb = budget_mb, 0.0
+        self.resize(budget_mb, rebuilt_mb)
         self._decoder = self.stack.decoder()
         self._cache = Cache(self.stack.config, context)
         self._read: list[int] = []
@@ -55,13 +55,17 @@ class BitStackModel:
         """What the held prefix counts for against the budget."""
         return self.stack.fit(self.stack.loaded).total / 2**20 + self.rebuilt_mb
 
-    def resize(self, budget_mb: float) -> int:
-        """Hold the longest prefix that fits `budget_mb` (less the rebuilt weights kept,
-        if any); the number of blocks held."""
-        self.stack.resize(self.stack.blocks_for(budget_mb - self.rebuilt_mb))
-        if self.rebuilt_mb:
-            self.stack.keep_rebuilt(self.rebuilt_mb)
-        self.budget_mb = budget_mb
+    def resize(self, budget_mb: float, rebuilt_mb: float | None = None) -> int:
+        """Hold the longest prefix that fits `budget_mb` less the rebuilt weights kept
+        (`rebuilt_mb`, unchanged when None); the number of blocks held."""
+        rebuilt_mb = self.rebuilt_mb if rebuilt_mb is None else rebuilt_mb
+        changed = rebuilt_mb != self.rebuilt_mb
+        if changed:
+            self.stack.keep_rebuilt(0)  # else the stack rebuilds what it keeps as it resizes
+        self.stack.resize(self.stack.blocks_for(budget_mb - rebuilt_mb))
+        if changed:
+            self.stack.keep_rebuilt(rebuilt_mb)
+        self.budget_mb, self.rebuilt_mb = budget_mb, rebuilt_mb
         self._read = []
         return self.stack.loaded
 

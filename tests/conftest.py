@@ -11,6 +11,7 @@ import pytest
 
 from app.container import Memlane, Parts, quiet_third_parties
 from app.settings import Settings
+from inference.compress import Plan
 from inference.llm import LlamaModel, LoadOptions
 from inference.models import ModelStore
 from memory.embed import MiniLMEmbedder
@@ -18,6 +19,8 @@ from memory.nlp import SpacyAnalyzer
 
 MakeMemlane = Callable[..., Memlane]
 TINY = "smollm2-135m"
+PLAN = Plan(blocks=3, rank=4, calibration_tokens=256, probe_tokens=128, window=128)
+"""A BitStack compression small enough for a test: the tiny model in about 30 s."""
 
 
 @pytest.fixture(autouse=True)
@@ -44,10 +47,43 @@ def analyzer() -> SpacyAnalyzer:
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> LlamaModel:
-    """The packaged test model (SmolLM2-135M) in real llama.cpp, loaded once."""
-    path = ModelStore(tmp_path_factory.mktemp("models")).require(TINY)
-    return LlamaModel(TINY, path, LoadOptions(context=2048, threads=2))
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged test model's GGUF (SmolLM2-135M)."""
+    return ModelStore(tmp_path_factory.mktemp("models")).require(TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny(gguf: Path) -> LlamaModel:
+    """The test model in real llama.cpp, loaded once."""
+    return LlamaModel(TINY, gguf, LoadOptions(context=2048, threads=2))
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="session")
+def compressed(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The test model compressed to a BitStack file, interrupted once after its blocks were
+    made and then resumed."""
+    from inference.compress import Compression, calibration_text, tokenize
+
+    out = tmp_path_factory.mktemp("bitstack") / f"{TINY}.bitstack"
+    tokens = tokenize(gguf, calibration_text())
+
+    def stop_when_ordering(step: str, done: int, total: int) -> None:
+        if step == "order":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        Compression(TINY, gguf, out, tokens, PLAN, stop_when_ordering).run()
+    work = out.with_name(out.name + ".work")
+    made = {f.name: f.stat().st_mtime_ns for f in work.glob("*.npz")}
+    steps: list[str] = []
+    manifest = Compression(TINY, gguf, out, tokens, PLAN,
+                           lambda step, done, total: steps.append(step)).run()
+    return {"path": out, "manifest": manifest, "made_before": made, "steps": steps,
+            "work": work}
 
 
 @pytest.fixture(scope="session")

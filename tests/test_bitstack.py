@@ -17,43 +17,11 @@ import torch
 from app.errors import InvalidInput
 from inference.bitstack import decompose, pack_signs, unpack_signs
 from inference.budget import BudgetController, Option, best, parse_budget
-from inference.compress import Compression, Plan, calibration_text, tokenize
-from inference.models import ModelStore
+from inference.compress import tokenize
 from inference.sized import BitStackModel
 from inference.stacked import PAGE, BlockStack, read_manifest
 from inference.transformer import Cache
-
-PLAN = Plan(blocks=3, rank=4, calibration_tokens=256, probe_tokens=128, window=128)
-
-
-class Interrupted(Exception):
-    pass
-
-
-@pytest.fixture(scope="module")
-def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ModelStore(tmp_path_factory.mktemp("models")).require("smollm2-135m")
-
-
-@pytest.fixture(scope="module")
-def compressed(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The tiny model compressed, interrupted once after its blocks were made."""
-    out = tmp_path_factory.mktemp("bitstack") / "smollm2-135m.bitstack"
-    tokens = tokenize(gguf, calibration_text())
-
-    def stop_when_ordering(step: str, done: int, total: int) -> None:
-        if step == "order":
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        Compression("smollm2-135m", gguf, out, tokens, PLAN, stop_when_ordering).run()
-    work = out.with_name(out.name + ".work")
-    made = {f.name: f.stat().st_mtime_ns for f in work.glob("*.npz")}
-    steps: list[str] = []
-    manifest = Compression("smollm2-135m", gguf, out, tokens, PLAN,
-                           lambda step, done, total: steps.append(step)).run()
-    return {"path": out, "manifest": manifest, "made_before": made, "steps": steps,
-            "work": work}
+from tests.conftest import PLAN
 
 
 def test_decomposition_error_falls_with_each_block() -> None:
@@ -254,7 +222,10 @@ def test_model_budget_and_status_say_what_runs(compressed: dict, tmp_path: Path,
     gguf_option = next(o for o in status["ladder"] if o["method"] == "llama.cpp")
     assert gguf_option["resident_mb"] > small  # the whole GGUF does not fit this budget
 
-    assert runner.invoke(cli.app, ["model", "budget", "4000"]).exit_code == 0
+    negative = runner.invoke(cli.app, ["model", "budget", "900", "--speed", "-5"])
+    assert negative.exit_code != 0 and "model_speed_mb" in str(negative.exception)
+    said = runner.invoke(cli.app, ["model", "budget", "4000", "--speed", "50"])
+    assert said.exit_code == 0 and "50 MiB of it for speed" in said.output
     status = json.loads(runner.invoke(cli.app, ["model", "status", "--json"]).output)
     best_fit = min(status["ladder"], key=lambda o: o["perplexity"])
     assert [o for o in status["ladder"] if o["chosen"]] == [best_fit]
@@ -283,6 +254,35 @@ def test_the_assistant_runs_the_size_the_budget_buys(compressed: dict, tmp_path:
     assert memlane.llm() is model and model.blocks < held  # shrunk in place
     memlane.settings = Settings(**{**memlane.settings.model_dump(), "model_budget": "4000"})
     assert isinstance(memlane.llm(), LlamaModel)  # the whole GGUF fits and reads better
+
+
+def test_memory_for_speed_keeps_rebuilt_weights_inside_the_budget(compressed: dict,
+                                                                 tmp_path: Path,
+                                                                 make_memlane) -> None:
+    from app.settings import Settings
+    from app.sizing import choose, summary
+    from inference.stacked import fit_of
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(compressed["path"], tmp_path / "models" / "smollm2-135m.bitstack")
+    manifest = compressed["manifest"]
+    small = math.ceil(fit_of(manifest, manifest.minimum + 80, 2048).total / 2**20)
+    memlane = make_memlane(tmp_path, model="smollm2-135m", model_budget=str(small),
+                           model_speed_mb=4)
+    model = memlane.llm()
+    assert isinstance(model, BitStackModel) and model.rebuilt_mb == 4
+    assert model.stack.rebuilt and model.resident_mb <= small
+    assert "rebuilt weights kept for speed" in summary(choose(memlane.settings),
+                                                       memlane.settings)
+    assert "".join(model.stream([{"role": "user", "content": "Say hello."}], 4))
+
+    fast = model.blocks
+    memlane.settings = Settings(**{**memlane.settings.model_dump(), "model_speed_mb": 0})
+    assert memlane.llm() is model and not model.stack.rebuilt and model.blocks > fast
+
+    greedy = Settings(**{**memlane.settings.model_dump(), "model_speed_mb": 10_000})
+    choice = choose(greedy)  # the kept weights give way: the smallest prefix still fits
+    assert choice.blocks == manifest.minimum and choice.speed_mb < small
 
 
 @pytest.mark.slow

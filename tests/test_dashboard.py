@@ -212,6 +212,31 @@ def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) ->
     assert "Saved" in shown(app) and Settings(home=imported.settings.home).model_budget == "900"
 
 
+def test_model_page_shows_the_size_ladder_of_a_compressed_model(home: Path,
+                                                                compressed: dict) -> None:
+    import math
+    import shutil
+
+    from inference.stacked import fit_of
+
+    manifest = compressed["manifest"]
+    small = math.ceil(fit_of(manifest, manifest.minimum + 80, 2048).total / 2**20)
+    (home / "models").mkdir(parents=True)
+    shutil.copy(compressed["path"], home / "models" / "smollm2-135m.bitstack")
+    (home / SETTINGS_FILE).write_text(json.dumps({"model": "smollm2-135m",
+                                                  "model_budget": str(small)}))
+    app = page("model")
+    ladder = app.dataframe[1].value  # the models, then the size ladder
+    assert set(ladder["method"]) == {"bitstack", "llama.cpp"}
+    assert list(ladder[ladder["runs"] == "yes"]["method"]) == ["bitstack"]
+    assert "Runs: BitStack, the first" in shown(app)
+
+    app.number_input(key="model-speed").set_value(4.0)
+    next(b for b in app.button if b.label == "Save budget").click().run()
+    assert Settings(home=home).model_speed_mb == 4
+    assert "4 MiB of rebuilt weights kept for speed" in shown(page("model"))
+
+
 def test_import_a_folder_and_export(home: Path, sample: Path) -> None:
     app = page("transfer")
     app.text_input(key="import-folder").input(str(sample)).run()

@@ -116,9 +116,15 @@ def model() -> None:
     with st.form("budget-form"):
         budget = st.text_input("The model may use (MB, or 'auto' to follow free memory)",
                                current.model_budget, key="model-budget")
+        speed = st.number_input(
+            "Of that, MiB kept as rebuilt weights for speed (BitStack only)", min_value=0.0,
+            value=float(current.model_speed_mb), step=25.0, key="model-speed",
+            help="Faster answers from fewer blocks: at 590 MB on the 0.5B, 100 MiB gave "
+                 "+46% tokens/s and +32% perplexity (BENCHMARKS.md). 0 spends it all on "
+                 "blocks.")
         if st.form_submit_button("Save budget"):
             try:
-                save_settings(current, {"model_budget": budget})
+                save_settings(current, {"model_budget": budget, "model_speed_mb": speed})
             except MemlaneError as bad:
                 st.error(str(bad))
             else:
