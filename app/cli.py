@@ -247,6 +247,43 @@ def reindex() -> None:
 
 
 @app.command()
+def doctor(fix: Annotated[bool, typer.Option("--repair", help="Mend what can be derived "
+                                             "again from SQLite")] = False,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Check the memory is whole: SQLite's integrity, every index against SQLite, and the
+    screenshot files against their frames. Exits 1 while a problem remains."""
+    from app.doctor import examine, repair
+
+    with opened() as memlane:
+        checkup = examine(memlane)
+        before = checkup.problems
+        if fix and before:
+            checkup = repair(memlane, checkup)
+    if as_json:
+        console.print_json(json.dumps({
+            "ok": checkup.ok, "checked": checkup.checked,
+            "problems": [{"check": p.check, "what": p.what, "count": len(p.items),
+                          "items": list(p.items[:100]), "repairable": p.fix is not None}
+                         for p in checkup.problems],
+            "repaired": len(before) - len(checkup.problems) if fix else 0}))
+    else:
+        looked = ", ".join(f"{count:,} {name}" for name, count in checkup.checked.items())
+        if fix and before:
+            console.print(f"Repaired {len(before) - len(checkup.problems)} of "
+                          f"{len(before)} problems.")
+        for problem in checkup.problems:
+            console.print(f"✗ {escape(str(problem))}"
+                          + ("" if problem.fix else " — cannot be repaired here"),
+                          highlight=False)
+        if checkup.ok:
+            console.print(f"✓ The memory is whole: {looked}.", highlight=False)
+        elif any(p.fix for p in checkup.problems) and not fix:
+            console.print("Run `memlane doctor --repair` to mend what can be derived again.")
+    if not checkup.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def export(path: Path) -> None:
     """Write the whole memory to a JSONL file (vault secrets included: keep it safe)."""
     from app.maintenance import export as dump
