@@ -81,24 +81,24 @@ def _reindex(memlane: Memlane, ids: tuple[str, ...]) -> None:
 
 
 def _unindex(memlane: Memlane, ids: tuple[str, ...]) -> None:
-    memlane.db.conn.executemany("DELETE FROM keyword_rows WHERE record_id = ?",
+    memlane.db.executemany("DELETE FROM keyword_rows WHERE record_id = ?",
                                 [(i,) for i in ids])
 
 
 def _drop_rows(memlane: Memlane, rowids: tuple[str, ...]) -> None:
-    memlane.db.conn.executemany("DELETE FROM memory_fts WHERE rowid = ?",
+    memlane.db.executemany("DELETE FROM memory_fts WHERE rowid = ?",
                                 [(int(i),) for i in rowids])
 
 
 def _queue(table: str) -> Callable[[Memlane, tuple[str, ...]], None]:
     def queue(memlane: Memlane, ids: tuple[str, ...]) -> None:
-        memlane.db.conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)",
+        memlane.db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)",
                                     [(i,) for i in ids])
     return queue
 
 
 def _unlink(memlane: Memlane, links: tuple[str, ...]) -> None:
-    memlane.db.conn.executemany("DELETE FROM provenance WHERE record_id = ? AND event_id = ?",
+    memlane.db.executemany("DELETE FROM provenance WHERE record_id = ? AND event_id = ?",
                                 [link.split(LINK) for link in links])
 
 

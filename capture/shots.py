@@ -197,7 +197,7 @@ class FrameStore:
 
     def mark_flushed(self, frame_ids: list[str], event_id: str | None) -> None:
         """Frames whose text memory now holds, as the event `event_id` (None: no text)."""
-        self.db.conn.executemany("UPDATE frames SET flushed = 1, event_id = ? WHERE id = ?",
+        self.db.executemany("UPDATE frames SET flushed = 1, event_id = ? WHERE id = ?",
                                  [(event_id, i) for i in frame_ids])
 
     # -- reading ----------------------------------------------------------------------------

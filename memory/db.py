@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,11 @@ def utcnow() -> str:
 
 
 class Database:
-    """One connection to the truth store. Writes go through `transaction()`."""
+    """One connection to the truth store, shared by the threads of a process (capture,
+    imports, chat, the dashboard). A transaction belongs to the thread that opened it:
+    another thread's statements wait until it ends, so they neither join it (and vanish
+    with its rollback) nor read what it has not committed. Other processes hold their own
+    connection; WAL lets them read while one writes."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,33 +29,40 @@ class Database:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=10000")
         migrate(self.conn)
         self._depth = 0
+        self._lock = threading.RLock()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All or nothing; an inner transaction becomes a savepoint of the outer one."""
-        name = f"sp{self._depth}"
-        self.conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield self.conn
-        except BaseException:
+        with self._lock:
+            name = f"sp{self._depth}"
+            self.conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.conn.execute("ROLLBACK")
+                else:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                raise
             self._depth -= 1
-            if self._depth == 0:
-                self.conn.execute("ROLLBACK")
-            else:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
-            raise
-        self._depth -= 1
-        self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+            self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        with self._lock:
+            return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[tuple]) -> sqlite3.Cursor:
+        with self._lock:
+            return self.conn.executemany(sql, rows)
 
     def close(self) -> None:
         self.conn.close()

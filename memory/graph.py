@@ -169,15 +169,15 @@ class GraphIndex:
                      if n not in self.entity_index]
             new = list(dict.fromkeys(names))
             with self.db.transaction():
-                self.db.conn.executemany("DELETE FROM graph_passages WHERE record_id = ?",
+                self.db.executemany("DELETE FROM graph_passages WHERE record_id = ?",
                                          [(i,) for i in ids if i not in records])
-                self.db.conn.executemany(
+                self.db.executemany(
                     "INSERT OR REPLACE INTO graph_passages VALUES (?, ?, ?)",
                     [(rid, digest, self.extractor.name)
                      for rid, (digest, _) in extracted.items()])
-                self.db.conn.executemany("INSERT OR IGNORE INTO graph_entities (name) "
+                self.db.executemany("INSERT OR IGNORE INTO graph_entities (name) "
                                          "VALUES (?)", [(n,) for n in new])
-                self.db.conn.executemany("DELETE FROM graph_queue WHERE record_id = ?",
+                self.db.executemany("DELETE FROM graph_queue WHERE record_id = ?",
                                          [(i,) for i in ids])
             self._extracted_ids.difference_update(ids)
             for rid in ids:
@@ -574,12 +574,12 @@ class GraphIndex:
                 self._recompute(y, live)
             changed[self.entity_names[y]] = None
         with self.db.transaction():
-            self.db.conn.executemany("DELETE FROM graph_synonyms WHERE entity = ?",
+            self.db.executemany("DELETE FROM graph_synonyms WHERE entity = ?",
                                      [(n,) for n in changed])
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT INTO graph_synonyms VALUES (?, ?, ?)",
                 [(n, other, sim) for n in changed for sim, other in self.neighbours.get(n, [])])
-            self.db.conn.executemany("UPDATE graph_entities SET linked = 1 WHERE name = ?",
+            self.db.executemany("UPDATE graph_entities SET linked = 1 WHERE name = ?",
                                      [(self.entity_names[x],) for x in self._unlinked])
         self._unlinked, self._orphaned = {}, set()
         self._matrix, self._walker, self._arrays = None, None, None
@@ -672,7 +672,7 @@ class GraphIndex:
             fresh = self.extractor.extract(list(missing.values()))
             cached.update(zip(missing, fresh, strict=True))
             with self.db.transaction():
-                self.db.conn.executemany(
+                self.db.executemany(
                     "INSERT OR IGNORE INTO extractions VALUES (?, ?, ?)",
                     [(digest, self.extractor.name, json.dumps(ex.to_json()))
                      for digest, ex in zip(missing, fresh, strict=True)])

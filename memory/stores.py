@@ -107,8 +107,8 @@ class Stores:
         records = self.derived_only_from(ids)
         for record_id in records:
             self.delete(record_id, actor)
-        self.db.conn.executemany("DELETE FROM provenance WHERE event_id = ?", [(i,) for i in ids])
-        self.db.conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM provenance WHERE event_id = ?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
         self._actors = None
         return len(records)
 
@@ -296,7 +296,7 @@ class Stores:
         return {key: tuple(value) for key, value in links.items()}
 
     def _link(self, record_id: str, event_ids: Iterable[str]) -> None:
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT OR IGNORE INTO provenance VALUES (?, ?)",
             [(record_id, event_id) for event_id in event_ids],
         )

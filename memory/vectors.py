@@ -105,7 +105,7 @@ class VectorIndex:
         if fresh:
             rows = [(h, self.embedder.name, packed(v)) for h, v in fresh.items()]
             with self.db.transaction():
-                self.db.conn.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
+                self.db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?)", rows)
             # the vectors as the cache will give them back, so a text's vector never changes
             cached.update((h, unpacked(blob, self.embedder.dim)) for h, _, blob in rows)
         return np.stack([cached[h] for h in hashes]) if hashes else np.zeros((0, self.embedder.dim))
@@ -123,7 +123,7 @@ class VectorIndex:
             if records:
                 self._upsert(list(records.values()))
             with self.db.transaction():
-                self.db.conn.executemany("DELETE FROM vector_queue WHERE record_id = ?",
+                self.db.executemany("DELETE FROM vector_queue WHERE record_id = ?",
                                          [(i,) for i in ids])
             self._prefetched_ids.difference_update(ids)
             if progress:

@@ -4,6 +4,7 @@ append-only history and WAL. No models are needed here."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,24 @@ def test_wal_mode_is_on_and_persists(tmp_path: Path) -> None:
         assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         plain.close()
+
+
+def test_another_threads_write_waits_for_an_open_transaction_and_outlives_its_rollback(
+        db: Database) -> None:
+    opened, written = threading.Event(), threading.Event()
+
+    def capture_thread() -> None:
+        opened.wait(5)
+        db.execute("INSERT INTO core VALUES ('human', 'kept', 5000, '2024-01-02')")
+        written.set()
+
+    other = threading.Thread(target=capture_thread)
+    other.start()
+    with pytest.raises(RuntimeError), db.transaction():
+        db.execute("INSERT INTO core VALUES ('persona', 'rolled back', 5000, '2024-01-02')")
+        opened.set()
+        assert not written.wait(0.3)  # it waits: it must not join this transaction
+        raise RuntimeError("an import fails")
+    other.join(5)
+    assert [tuple(row) for row in db.execute("SELECT label, value FROM core")] == [
+        ("human", "kept")]
