@@ -28,7 +28,7 @@ SAMPLE = 5
 @dataclass(frozen=True)
 class Problem:
     check: str
-    """sqlite, keyword, vectors, graph, provenance or files."""
+    """sqlite, keyword, vectors, graph, provenance, files or imports."""
     what: str
     items: tuple[str, ...]
     """Every record id, link or file concerned (the message names a few)."""
@@ -57,7 +57,7 @@ def examine(memlane: Memlane) -> Checkup:
     files = _frame_files(memlane.settings.home)
     problems = [*_sqlite(memlane), *_keyword(memlane, records), *_vectors(memlane, records),
                 *_graph(memlane, records), *_provenance(memlane, records),
-                *_files(memlane, files)]
+                *_files(memlane, files), *_imports(memlane)]
     events = memlane.db.execute("SELECT count(*) FROM events").fetchone()[0]
     return Checkup(tuple(problems), {"records": len(records), "events": events,
                                      "vectors": memlane.vectors.count(),
@@ -67,39 +67,26 @@ def examine(memlane: Memlane) -> Checkup:
 
 def repair(memlane: Memlane, checkup: Checkup) -> Checkup:
     """Fix what the checkup found that can be derived again; the checkup after."""
-    with memlane.db.transaction():
-        for problem in checkup.problems:
-            if problem.fix:
-                FIXES[problem.fix](memlane, problem.items)
+    for problem in checkup.problems:
+        if problem.fix:
+            FIXES[problem.fix](memlane, problem.items)
     memlane.sync()
     return examine(memlane)
 
 
 def _reindex(memlane: Memlane, ids: tuple[str, ...]) -> None:
-    for record in memlane.stores.get_many(ids).values():
-        memlane.stores.reindex(record)
+    with memlane.db.transaction():
+        for record in memlane.stores.get_many(ids).values():
+            memlane.stores.reindex(record)
 
 
-def _unindex(memlane: Memlane, ids: tuple[str, ...]) -> None:
-    memlane.db.executemany("DELETE FROM keyword_rows WHERE record_id = ?",
-                                [(i,) for i in ids])
-
-
-def _drop_rows(memlane: Memlane, rowids: tuple[str, ...]) -> None:
-    memlane.db.executemany("DELETE FROM memory_fts WHERE rowid = ?",
-                                [(int(i),) for i in rowids])
-
-
-def _queue(table: str) -> Callable[[Memlane, tuple[str, ...]], None]:
-    def queue(memlane: Memlane, ids: tuple[str, ...]) -> None:
-        memlane.db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)",
-                                    [(i,) for i in ids])
-    return queue
-
-
-def _unlink(memlane: Memlane, links: tuple[str, ...]) -> None:
-    memlane.db.executemany("DELETE FROM provenance WHERE record_id = ? AND event_id = ?",
-                                [link.split(LINK) for link in links])
+def _rows(sql: str, of: Callable[[str], tuple] = lambda item: (item,)
+          ) -> Callable[[Memlane, tuple[str, ...]], None]:
+    """A fix that runs one statement per item, all in one transaction."""
+    def fix(memlane: Memlane, items: tuple[str, ...]) -> None:
+        with memlane.db.transaction():
+            memlane.db.executemany(sql, [of(item) for item in items])
+    return fix
 
 
 def _delete_files(memlane: Memlane, names: tuple[str, ...]) -> None:
@@ -107,10 +94,23 @@ def _delete_files(memlane: Memlane, names: tuple[str, ...]) -> None:
         (memlane.settings.home / name).unlink(missing_ok=True)
 
 
+def _resume_imports(memlane: Memlane, paths: tuple[str, ...]) -> None:
+    from app.maintenance import import_path
+
+    for path in paths:
+        import_path(memlane, Path(path))
+
+
 FIXES: dict[str, Callable[[Memlane, tuple[str, ...]], None]] = {
-    "reindex": _reindex, "unindex": _unindex, "drop rows": _drop_rows,
-    "queue vectors": _queue("vector_queue"), "queue graph": _queue("graph_queue"),
-    "unlink": _unlink, "delete files": _delete_files}
+    "reindex": _reindex,
+    "unindex": _rows("DELETE FROM keyword_rows WHERE record_id = ?"),
+    "drop rows": _rows("DELETE FROM memory_fts WHERE rowid = ?", lambda i: (int(i),)),
+    "queue vectors": _rows("INSERT OR IGNORE INTO vector_queue VALUES (?)"),
+    "queue graph": _rows("INSERT OR IGNORE INTO graph_queue VALUES (?)"),
+    "unlink": _rows("DELETE FROM provenance WHERE record_id = ? AND event_id = ?",
+                    lambda link: tuple(link.split(LINK))),
+    "delete files": _delete_files,
+    "resume imports": _resume_imports}
 LINK = " ← "
 
 
@@ -208,3 +208,13 @@ def _files(memlane: Memlane, files: dict[str, float]) -> list[Problem]:
                    "delete files")
             + _found("files", "frames whose screenshot file is missing", named - set(files),
                      None))
+
+
+def _imports(memlane: Memlane) -> list[Problem]:
+    """Imports a crash cut short; importing the file again resumes one."""
+    cut = [row[0] for row in memlane.db.execute(
+        "SELECT path FROM imports WHERE finished_at IS NULL")]
+    return (_found("imports", "imports cut short (importing the file again finishes it)",
+                   [p for p in cut if Path(p).is_file()], "resume imports")
+            + _found("imports", "imports cut short whose file is gone (import it again "
+                     "from where it is now)", [p for p in cut if not Path(p).is_file()], None))

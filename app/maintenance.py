@@ -12,6 +12,7 @@ from typing import Any
 from app.container import Memlane, Progress
 from app.errors import InvalidInput
 from capture.importers import read_path
+from memory.db import utcnow
 from memory.nlp import similarity
 from memory.records import STORES, Record
 from memory.writepath import IngestReport
@@ -33,9 +34,20 @@ class ImportSummary:
 
 def import_path(memlane: Memlane, path: Path, progress: ProgressFactory = _no_progress
                 ) -> ImportSummary:
-    """Read everything first (a bad file raises before anything is written), then ingest."""
+    """Read everything first (a bad file raises before anything is written), then ingest
+    in parts. The import is on the ledger until its last part is in: a crash leaves it
+    unfinished there, and importing the file again resumes it."""
     events = read_path(path, memlane.importers, memlane.settings.max_import_bytes)
-    report = memlane.writepath.ingest(events, progress(f"Importing {path.name}", len(events)))
+    key = str(path.resolve())
+    with memlane.db.transaction():
+        memlane.db.execute("INSERT INTO imports VALUES (?, ?, ?, NULL) ON CONFLICT(path) DO "
+                           "UPDATE SET events = excluded.events, finished_at = NULL",
+                           (key, len(events), utcnow()))
+    report = memlane.writepath.ingest(events, progress(f"Importing {path.name}", len(events)),
+                                      in_parts=True)
+    with memlane.db.transaction():
+        memlane.db.execute("UPDATE imports SET finished_at = ? WHERE path = ?",
+                           (utcnow(), key))
     memlane.vectors.sync(progress("Indexing", memlane.vectors.pending()))
     memlane.graph.sync(progress("Linking the graph", memlane.graph.pending()))
     return ImportSummary(path, len(events), report)

@@ -264,6 +264,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX frames_event ON frames(event_id);
         """,
     ),
+    (
+        "0009_imports",
+        """
+        -- Imports commit in parts, so a large one never holds the write lock for long; a
+        -- row left unfinished is an import a crash cut short (importing it again resumes).
+        CREATE TABLE imports (
+            path TEXT PRIMARY KEY,
+            events INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        """,
+    ),
 )
 
 

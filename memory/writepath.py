@@ -7,10 +7,11 @@ implement the same two protocols and are chosen in `app.container`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -188,32 +189,41 @@ class WritePath:
         """The user's own redaction rules (`secrets.rules_of`), applied with the built-in
         detectors to every event."""
 
-    def ingest(self, events: Iterable[Event],
-               progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Store events all-or-nothing; events already stored are skipped.
+    def ingest(self, events: Iterable[Event], progress: Callable[[int], None] | None = None,
+               in_parts: bool = False) -> IngestReport:
+        """Store events all-or-nothing, or `in_parts`: each chunk its own transaction, so a
+        long import lets capture and chat write between its parts. Events already stored
+        are skipped, so ingesting the same events again finishes what a crash cut short.
 
         Events are analysed in chunks (spaCy is much faster on many texts at once) and then
         flushed to the managers `batch_size` at a time, as MIRIX does.
         """
         report = IngestReport()
-        seen: set[str] = set()
-        with self.db.transaction():
-            chunk: list[Redacted] = []
-            for raw in events:
-                event = Redacted.of(raw, self.rules)
-                if event.event.id in seen or self.stores.has_event(event.event.id):
-                    report.duplicates += 1
-                    if progress:
-                        progress(1)
-                    continue
-                seen.add(event.event.id)
-                chunk.append(event)
-                if len(chunk) >= ANALYZE_CHUNK:
+        with contextlib.nullcontext() if in_parts else self.db.transaction():
+            for chunk in self._new(events, report, progress):
+                with self.db.transaction():
                     self._write(chunk, report, progress)
-                    chunk = []
-            if chunk:
-                self._write(chunk, report, progress)
         return report
+
+    def _new(self, events: Iterable[Event], report: IngestReport,
+             progress: Callable[[int], None] | None) -> Iterator[list[Redacted]]:
+        """The events not stored yet, redacted, `ANALYZE_CHUNK` at a time."""
+        seen: set[str] = set()
+        chunk: list[Redacted] = []
+        for raw in events:
+            event = Redacted.of(raw, self.rules)
+            if event.event.id in seen or self.stores.has_event(event.event.id):
+                report.duplicates += 1
+                if progress:
+                    progress(1)
+                continue
+            seen.add(event.event.id)
+            chunk.append(event)
+            if len(chunk) >= ANALYZE_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     def _write(self, events: list[Redacted], report: IngestReport,
                progress: Callable[[int], None] | None) -> None:

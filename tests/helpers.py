@@ -72,3 +72,12 @@ CONVERSATION = {
          "text": "Pottery class is my favourite way to relax these days."},
     ],
 }
+
+
+def long_conversation(turns: int) -> dict[str, Any]:
+    """A LoCoMo conversation of `turns` distinct turns in one session."""
+    return {"speaker_a": "Caroline", "speaker_b": "Melanie",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": [{"speaker": ("Caroline", "Melanie")[i % 2], "dia_id": f"D1:{i + 1}",
+                           "text": f"Turn {i}: we should water the ficus on the balcony."}
+                          for i in range(turns)]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from typer.testing import CliRunner
 from app import cli
 from app.container import Memlane
 from app.doctor import WRITING_SECONDS, examine, repair
+from memory.writepath import ANALYZE_CHUNK
 from tests.conftest import MakeMemlane
-from tests.helpers import event
+from tests.helpers import event, long_conversation
 from tests.test_cli import cli_environment
 
 WORDS = ["Mara adopted a grey cat called Pixel.", "Jonas plays the cello on Sundays.",
@@ -105,6 +107,34 @@ def test_a_frame_whose_picture_is_gone_is_said_and_left(filled: Memlane) -> None
     [problem] = examine(filled).problems
     assert problem.fix is None and problem.items == ("frames/2024-01-02/frame-x.webp",)
     assert repair(filled, examine(filled)).problems == (problem,)
+
+
+def test_an_import_cut_short_is_found_and_resumed(memlane: Memlane, tmp_path: Path) -> None:
+    from app.maintenance import import_path
+
+    notes = tmp_path / "conv-ficus.json"
+    notes.write_text(json.dumps(long_conversation(ANALYZE_CHUNK + 20)), encoding="utf-8")
+
+    def cut_after_the_first_part(label: str, total: int) -> Callable[[int], None]:
+        done = [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if label.startswith("Importing") and done[0] > ANALYZE_CHUNK:
+                raise KeyboardInterrupt  # the process is stopped mid-import
+        return advance
+
+    with pytest.raises(KeyboardInterrupt):
+        import_path(memlane, notes, cut_after_the_first_part)
+    stored = memlane.stores.counts()["events"]
+    assert 0 < stored < ANALYZE_CHUNK + 20
+    [problem] = examine(memlane).problems
+    assert problem.check == "imports" and problem.items == (str(notes.resolve()),)
+
+    assert repair(memlane, examine(memlane)).ok
+    assert memlane.stores.counts()["events"] == ANALYZE_CHUNK + 20
+    notes.unlink()
+    assert examine(memlane).ok  # a finished import needs its file no more
 
 
 def test_memlane_doctor_says_whole_finds_damage_and_repairs_it(

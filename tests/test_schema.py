@@ -28,6 +28,7 @@ EXPECTED_COLUMNS = {
                 "actor", "at"},
     "embeddings": {"content_hash", "model", "vector"},
     "vector_queue": {"record_id"},
+    "imports": {"path", "events", "started_at", "finished_at"},
 }
 
 

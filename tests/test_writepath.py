@@ -82,6 +82,24 @@ def test_a_source_that_fails_midway_leaves_nothing_stored(memlane: Memlane) -> N
     assert memlane.stores.counts()["events"] == 2
 
 
+def test_in_parts_a_crash_keeps_the_parts_written_and_a_rerun_finishes_once(
+        memlane: Memlane) -> None:
+    events = chat(ANALYZE_CHUNK + 30)
+
+    def source() -> Iterator[Event]:
+        yield from events
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        memlane.writepath.ingest(source(), in_parts=True)
+    assert memlane.stores.counts()["events"] == ANALYZE_CHUNK  # the first part was committed
+
+    again = memlane.writepath.ingest(events, in_parts=True)
+    assert (again.events, again.duplicates) == (30, ANALYZE_CHUNK)
+    assert memlane.stores.counts()["events"] == memlane.stores.counts()["episodic"] == \
+        len(events)
+
+
 def test_small_batches_store_every_event(tmp_path: Path, make_memlane: MakeMemlane) -> None:
     memlane = make_memlane(tmp_path / "home", batch_size=3)
     done: list[int] = []
