@@ -72,7 +72,8 @@ def parse_date(value: str | None, option: str) -> datetime | None:
 @app.command("import")
 def import_(path: Annotated[Path, typer.Argument(help="A file or folder: LoCoMo JSON, ChatGPT "
                                                      "conversations.json, .txt or .md")]) -> None:
-    """Pour conversations and notes into memory (all of a file, or none of it)."""
+    """Pour conversations and notes into memory. A bad file changes nothing; an import cut
+    short finishes when the same file is imported again."""
     from app.maintenance import import_path
 
     with opened() as memlane, progress_bars() as bars:

@@ -10,7 +10,6 @@ takes an export (`memlane export`) restored into a fresh home.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from app.container import Memlane
 from memory.records import STORES
 
-FRAMES = "frames"
 WRITING_SECONDS = 60
 SAMPLE = 5
 """Ids named per problem; the count says how many there are in all."""
@@ -51,18 +49,19 @@ class Checkup:
         return not self.problems
 
 
-def examine(memlane: Memlane) -> Checkup:
-    """Every check, read-only."""
+def examine(memlane: Memlane, settle: float = WRITING_SECONDS) -> Checkup:
+    """Every check, read-only. `settle`: how old a stray picture file must be to count
+    (0 when no capture is running)."""
     records = _record_ids(memlane)
-    files = _frame_files(memlane.settings.home)
     problems = [*_sqlite(memlane), *_keyword(memlane, records), *_vectors(memlane, records),
                 *_graph(memlane, records), *_provenance(memlane, records),
-                *_files(memlane, files), *_imports(memlane)]
+                *_files(memlane, settle), *_imports(memlane)]
     events = memlane.db.execute("SELECT count(*) FROM events").fetchone()[0]
     return Checkup(tuple(problems), {"records": len(records), "events": events,
                                      "vectors": memlane.vectors.count(),
                                      "graph passages": len(memlane.graph.passage_index),
-                                     "frame files": len(files)})
+                                     "frames": memlane.db.execute(
+                                         "SELECT count(*) FROM frames").fetchone()[0]})
 
 
 def repair(memlane: Memlane, checkup: Checkup) -> Checkup:
@@ -187,26 +186,20 @@ def _provenance(memlane: Memlane, records: set[str]) -> list[Problem]:
                   {f"{row[0]}{LINK}{row[1]}" for row in links}, "unlink")
 
 
-def _frame_files(home: Path) -> dict[str, float]:
-    """Each screenshot file under the home, with when it was last written."""
-    found = {}
-    for path in (home / FRAMES).rglob("*"):
-        with contextlib.suppress(FileNotFoundError):  # retention deleted it meanwhile
-            if path.is_file():
-                found[str(path.relative_to(home))] = path.stat().st_mtime
-    return found
+def _files(memlane: Memlane, settle: float) -> list[Problem]:
+    """A live capture writes a picture, then its row: a file younger than `settle` seconds
+    may be named in a moment."""
+    from app.service import frame_store
 
-
-def _files(memlane: Memlane, files: dict[str, float]) -> list[Problem]:
-    """A live capture writes a picture, then its row: a file younger than that may be
-    named in a moment."""
+    frames = frame_store(memlane)
+    strays = frames.stray_files()
     named = {name for row in memlane.db.execute("SELECT path, thumb FROM frames")
              for name in row if name}
-    settled = time.time() - WRITING_SECONDS
+    settled = time.time() - settle
     return (_found("files", "screenshot files no frame names",
-                   {name for name, at in files.items() if at < settled} - named,
-                   "delete files")
-            + _found("files", "frames whose screenshot file is missing", named - set(files),
+                   {name for name, at in strays.items() if at < settled}, "delete files")
+            + _found("files", "frames whose screenshot file is missing",
+                     {name for name in named if not (memlane.settings.home / name).is_file()},
                      None))
 
 

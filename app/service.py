@@ -137,6 +137,9 @@ class CaptureService:
         self.started_at = datetime.now(UTC)
 
     def start(self) -> None:
+        swept = self.capture.frames.sweep()  # what a crash left between a file and its row
+        if swept:
+            log.info("deleted %d picture files a crash left unnamed", swept)
         settings = self.settings
         for monitor in self.capture.grabber.monitors():
             seconds = settings.capture_monitor_intervals.get(monitor, settings.capture_interval)

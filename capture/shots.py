@@ -13,6 +13,7 @@ deleted one carried (or becomes a key frame).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sqlite3
@@ -32,6 +33,8 @@ from memory.db import Database
 from memory.events import content_id
 from memory.stores import iso, parse_time
 
+FRAMES = "frames"
+"""The folder under the home where pictures live, a folder a day."""
 THUMB_WIDTH = 240
 PHOTO_BYTES_PER_PIXEL = 0.05
 """A lossless frame larger than this is mostly picture, not text: lossy is tried too."""
@@ -141,7 +144,7 @@ class FrameStore:
         picture of its monitor, and a thumbnail. Without a picture it is a text frame."""
         height, width = rgb.shape[:2]
         frame_id = self.frame_id(monitor, at)
-        folder = Path("frames") / f"{at:%Y-%m-%d}"
+        folder = Path(FRAMES) / f"{at:%Y-%m-%d}"
         boxes = tuple(dict.fromkeys(changed or ()))
         path = thumb = None
         size = 0
@@ -186,6 +189,27 @@ class FrameStore:
     def _write(self, relative: Path, data: bytes) -> int:
         """Write a file whole or not at all (a crash leaves no half picture)."""
         return replace_file(self.home / relative, data)
+
+    def stray_files(self) -> dict[str, float]:
+        """Picture files no frame names, with when each was written: what a crash left
+        between a picture's file and its row (or half a file, `.partial`)."""
+        named = {name for row in self.db.execute("SELECT path, thumb FROM frames")
+                 for name in row if name}
+        found = {}
+        for path in (self.home / FRAMES).rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # retention deleted it meanwhile
+                name = str(path.relative_to(self.home))
+                if path.is_file() and name not in named:
+                    found[name] = path.stat().st_mtime
+        return found
+
+    def sweep(self) -> int:
+        """Delete the stray files; only while nothing captures into this home (the
+        service's start). How many."""
+        strays = self.stray_files()
+        for name in strays:
+            (self.home / name).unlink(missing_ok=True)
+        return len(strays)
 
     def requeue(self, event_id: str) -> list[Frame]:
         """The frames an event held, pending again (their episode is to be re-made)."""

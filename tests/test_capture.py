@@ -229,6 +229,22 @@ def test_deleting_a_frame_deletes_what_came_only_from_it(capture_of,
                for hit in memlane.retriever.search("ferry Pemba", 5).hits)
 
 
+def test_the_service_starts_by_deleting_what_a_crash_left_unnamed(capture_of) -> None:
+    from app.service import CaptureService
+
+    memlane, capture = capture_of(capture_picture_seconds=0)
+    frame = capture.frames.get(kept(capture.tick(1)))
+    folder = memlane.settings.home / frame.path
+    stray, partial = folder.with_name("frame-killed.webp"), folder.with_name("x.webp.partial")
+    stray.write_bytes(b"RIFF")
+    partial.write_bytes(b"RI")
+    service = CaptureService(memlane, capture)
+    service.start()
+    service.scheduler.shutdown(wait=True)
+    assert not stray.exists() and not partial.exists()
+    assert capture.frames.image(frame.id).shape[0] > 0  # the named picture is kept
+
+
 def test_retention_deletes_the_oldest_frames_past_the_limits(capture_of,
                                                             window: TextWindow) -> None:
     memlane, capture = capture_of(frames_keep_days=1)
