@@ -4,8 +4,9 @@ against the SQLite truth, and the screenshot files against the frames that name 
 Opening the memory already drains the index queues a crash left behind (`Memlane.sync`),
 so anything still out of step here is a real inconsistency. `repair` fixes what can be
 derived again: it re-indexes records, drops index entries and provenance links of records
-that are gone, and deletes files no frame names. A damaged SQLite file it cannot fix: that
-takes an export (`memlane export`) restored into a fresh home.
+that are gone, deletes files no frame names and finishes imports a crash cut short. A
+damaged SQLite file it cannot fix: that takes an export (`memlane export`) restored into a
+fresh home.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.container import Memlane
 from memory.records import STORES
 
 WRITING_SECONDS = 60
+"""How old a picture file no frame names must be to count as stray while capture runs."""
 SAMPLE = 5
 """Ids named per problem; the count says how many there are in all."""
 
@@ -42,7 +44,7 @@ class Problem:
 class Checkup:
     problems: tuple[Problem, ...]
     checked: dict[str, int] = field(default_factory=dict)
-    """What was looked at: records, events, vectors, graph passages, frame files."""
+    """What was looked at: records, events, vectors, graph passages, frames."""
 
     @property
     def ok(self) -> bool:
