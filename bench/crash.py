@@ -94,9 +94,12 @@ class Harness:
         self.env = {**os.environ, "MEMLANE_HOME": str(home), "DISPLAY": display, **CAPTURE}
         self.tally: dict[str, int] = {"kills": 0, "lost": 0, "duplicates": 0,
                                       "integrity_failures": 0, "imports_cut_short": 0,
-                                      "kills_during_startup": 0}
+                                      "kills_during_startup": 0, "child_errors": 0}
         self.failures: list[str] = []
         self.expected = self._import_ids()
+        self.logs = {name: (home.parent / f"{name}.log").open("a")
+                     for name in ("capture", "writer")}
+        """The children's own words, for a failure's post-mortem."""
 
     def _import_ids(self) -> set[str]:
         from app.settings import Settings
@@ -108,14 +111,15 @@ class Harness:
         return {Redacted.of(event).event.id for event in events}
 
     def start(self, run: int, turns: int | None = None) -> list[subprocess.Popen]:
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         capture = subprocess.Popen([sys.executable, "-m", "app.cli", "capture", "run"],
-                                   env=self.env, **quiet)
+                                   env=self.env, stdout=subprocess.DEVNULL,
+                                   stderr=self.logs["capture"])
         chat = [sys.executable, "-m", "bench.crash", "--writer", str(self.conversation),
                 "--acks", str(self.acks), "--run", str(run)]
         if turns is not None:
             chat += ["--chat-turns", str(turns)]
-        return [capture, subprocess.Popen(chat, env=self.env, **quiet)]
+        return [capture, subprocess.Popen(chat, env=self.env, stdout=subprocess.DEVNULL,
+                                          stderr=self.logs["writer"])]
 
     def kill(self, run: int, rng: random.Random, longest: float) -> None:
         """Start both, then SIGKILL each at its own random moment."""
@@ -124,6 +128,10 @@ class Harness:
         moments = sorted((rng.uniform(1.0, longest), child) for child in children)
         for moment, child in moments:
             time.sleep(max(0.0, started + moment - time.monotonic()))
+            if child.poll() is not None:  # it stopped by itself: an error
+                self.tally["child_errors"] += 1
+                self.failures.append(f"kill {run}: {child.args[2:4]} exited with "
+                                     f"{child.returncode} before its kill")
             child.send_signal(signal.SIGKILL)
             child.wait()
         self.tally["kills"] += 1
@@ -216,6 +224,12 @@ def run(kills: int, seed: int, turns: int, longest: float) -> dict[str, Any]:
             counts = harness.counts()
         finally:
             driver.kill()
+        for name, log in harness.logs.items():
+            log.close()
+            if harness.failures:  # the children's own words, for the post-mortem
+                print(f"--- {name}.log, last lines", file=sys.stderr)
+                print(*(Path(log.name).read_text().splitlines()[-15:]), sep="\n",
+                      file=sys.stderr)
     return {"kills": kills, "seed": seed, "longest_s": longest, **harness.tally, **counts,
             "failures": harness.failures[:50],
             "seconds": round(time.monotonic() - started, 1)}
@@ -229,6 +243,7 @@ def table(result: dict[str, Any]) -> str:
             ("acknowledged events lost", result["lost"]),
             ("duplicates", result["duplicates"]),
             ("integrity failures (memlane doctor)", result["integrity_failures"]),
+            ("processes that failed by themselves", result["child_errors"]),
             ("events in memory at the end", result["events"]),
             ("of them chat turns acknowledged", result["chat_turns_acked"]),
             ("of them the import's", result["import_events"]),

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.files import replace_file
 from memory.db import Database
 from memory.embed import Embedder
-from memory.records import Filters, Record, source_kind
+from memory.records import STORES, Filters, Record, source_kind
 from memory.stores import Stores
 
 log = logging.getLogger(__name__)
 COLLECTION = "memories"
+WRITING = "memlane-writing"
+"""The mark `VectorIndex` keeps in Chroma's folder while Chroma writes."""
 Progress = Callable[[int], None]
 
 
@@ -55,6 +60,13 @@ class VectorIndex:
         self._prefetched: dict[str, tuple[Future, int]] = {}
         self._prefetched_ids: set[str] = set()
         self._count: int | None = None
+        self.writing = path / WRITING
+        torn = self.writing.exists()
+        if torn:  # killed inside a write: Chroma's index files may be half written
+            log.warning("the vector index was being written when Memlane stopped; "
+                        "rebuilding it from SQLite (embeddings come from their cache)")
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
         self.client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
@@ -62,6 +74,8 @@ class VectorIndex:
             COLLECTION, embedding_function=None,
             metadata={"hnsw:space": "cosine", "embedder": embedder.name},
         )
+        if torn:
+            self.queue_all()
 
     def prefetch(self) -> None:
         """Start embedding the queued records on a worker thread, so that a long import
@@ -119,7 +133,8 @@ class VectorIndex:
             gone = [i for i in ids if i not in records]
             if gone:
                 self._count = None
-                self.collection.delete(ids=gone)
+                with self._write():
+                    self.collection.delete(ids=gone)
             if records:
                 self._upsert(list(records.values()))
             with self.db.transaction():
@@ -147,18 +162,36 @@ class VectorIndex:
                 zip(result["ids"][0], result["distances"][0], strict=True)]
 
     def reset(self) -> None:
-        """Drop the collection and queue every record, for a rebuild from SQLite."""
+        """Drop the collection, for a rebuild from SQLite."""
         self._count = None
-        self.client.delete_collection(COLLECTION)
-        self.collection = self.client.get_or_create_collection(
-            COLLECTION, embedding_function=None,
-            metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
-        )
+        with self._write():
+            self.client.delete_collection(COLLECTION)
+            self.collection = self.client.get_or_create_collection(
+                COLLECTION, embedding_function=None,
+                metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
+            )
+
+    def queue_all(self) -> None:
+        """Queue every record for the vector index."""
+        with self.db.transaction():
+            for store in STORES:
+                self.db.execute(f"INSERT OR IGNORE INTO vector_queue SELECT id FROM {store}")
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """Mark the index as being written while Chroma writes it. Chroma's own index
+        files are not written atomically: a process killed mid-write leaves them torn, and
+        the next write to them crashes the process. A mark left behind says so, and the
+        next start rebuilds the index from SQLite instead."""
+        replace_file(self.writing, b"")
+        yield
+        self.writing.unlink()
 
     def close(self) -> None:
         if self._worker:
             self._worker.shutdown(wait=True)
             self._worker = None
+        self.client.close()  # the last client of a folder lets go of its files
 
     def count(self) -> int:
         """Vectors in the index (Chroma counts them in SQL each time: ~10 ms at 100k, so
@@ -171,12 +204,13 @@ class VectorIndex:
         texts = [record.embed_text or record.title for record in records]
         vectors = self.embeddings(texts)
         self._count = None
-        self.collection.upsert(
-            ids=[record.id for record in records],
-            embeddings=vectors.tolist(),
-            metadatas=[_metadata(record, text) for record, text in zip(records, texts,
-                                                                        strict=True)],
-        )
+        with self._write():
+            self.collection.upsert(
+                ids=[record.id for record in records],
+                embeddings=vectors.tolist(),
+                metadatas=[_metadata(record, text) for record, text in zip(records, texts,
+                                                                            strict=True)],
+            )
 
     def _cached(self, hashes: set[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

@@ -137,6 +137,27 @@ def test_an_import_cut_short_is_found_and_resumed(memlane: Memlane, tmp_path: Pa
     assert examine(memlane).ok  # a finished import needs its file no more
 
 
+def test_a_vector_index_killed_mid_write_is_rebuilt_from_sqlite(
+        tmp_path: Path, make_memlane: MakeMemlane) -> None:
+    from memory.vectors import WRITING
+
+    home = tmp_path / "home"
+    with make_memlane(home) as memlane:
+        memlane.ingest([event(text, actor="mara") for text in WORDS])
+        records = examine(memlane).checked["records"]
+    chroma = memlane.settings.chroma_dir
+    for index_file in chroma.rglob("*.bin"):  # torn, as a kill inside Chroma's write leaves
+        index_file.write_bytes(index_file.read_bytes()[:7])
+    (chroma / WRITING).write_bytes(b"")
+
+    reopened = make_memlane(home)
+    assert not (chroma / WRITING).exists()
+    assert reopened.vectors.count() == records and examine(reopened).ok
+    reopened.ingest([event("Mara's cat Pixel chased a moth.", actor="mara")])  # writes work
+    assert any("Pixel" in hit.record.search_text
+               for hit in reopened.retriever.search("grey cat", 3).hits)
+
+
 def test_memlane_doctor_says_whole_finds_damage_and_repairs_it(
         tmp_path: Path, make_memlane: MakeMemlane, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
