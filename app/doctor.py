@@ -194,15 +194,12 @@ def _files(memlane: Memlane, settle: float) -> list[Problem]:
     from app.service import frame_store
 
     frames = frame_store(memlane)
-    strays = frames.stray_files()
-    named = {name for row in memlane.db.execute("SELECT path, thumb FROM frames")
-             for name in row if name}
     settled = time.time() - settle
     return (_found("files", "screenshot files no frame names",
-                   {name for name, at in strays.items() if at < settled}, "delete files")
+                   {name for name, at in frames.stray_files().items() if at < settled},
+                   "delete files")
             + _found("files", "frames whose screenshot file is missing",
-                     {name for name in named if not (memlane.settings.home / name).is_file()},
-                     None))
+                     frames.missing_files(), None))
 
 
 def _imports(memlane: Memlane) -> list[Problem]:

@@ -193,8 +193,7 @@ class FrameStore:
     def stray_files(self) -> dict[str, float]:
         """Picture files no frame names, with when each was written: what a crash left
         between a picture's file and its row (or half a file, `.partial`)."""
-        named = {name for row in self.db.execute("SELECT path, thumb FROM frames")
-                 for name in row if name}
+        named = self._named_files()
         found = {}
         for path in (self.home / FRAMES).rglob("*"):
             with contextlib.suppress(FileNotFoundError):  # retention deleted it meanwhile
@@ -202,6 +201,14 @@ class FrameStore:
                 if path.is_file() and name not in named:
                     found[name] = path.stat().st_mtime
         return found
+
+    def missing_files(self) -> set[str]:
+        """Picture files a frame names that are not on disk."""
+        return {name for name in self._named_files() if not (self.home / name).is_file()}
+
+    def _named_files(self) -> set[str]:
+        return {name for row in self.db.execute("SELECT path, thumb FROM frames")
+                for name in row if name}
 
     def sweep(self) -> int:
         """Delete the stray files; only while nothing captures into this home (the
