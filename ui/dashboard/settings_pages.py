@@ -120,7 +120,7 @@ def model() -> None:
             "Of that, MiB kept as rebuilt weights for speed (BitStack only)", min_value=0.0,
             value=float(current.model_speed_mb), step=25.0, key="model-speed",
             help="Faster answers from fewer blocks: at 590 MB on the 0.5B, 100 MiB gave "
-                 "+46% tokens/s and +32% perplexity (BENCHMARKS.md). 0 spends it all on "
+                 "+55% tokens/s and +32% perplexity (BENCHMARKS.md). 0 spends it all on "
                  "blocks.")
         if st.form_submit_button("Save budget"):
             try:
