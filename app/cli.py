@@ -165,8 +165,8 @@ def memories_show(record_id: str,
     with opened() as memlane:
         label = core_label(record_id)
         shown = {"id": record_id, "value": memlane.stores.core(label)} if label else \
-            (memlane.stores.get(record_id) if reveal else masked(memlane.stores.get(record_id))
-             ).to_json()
+            (memlane.stores.reveal(memlane.stores.get(record_id)) if reveal
+             else masked(memlane.stores.get(record_id))).to_json()
         history = memlane.stores.history(record_id)
     console.print_json(json.dumps(shown, default=str))
     console.print("[bold]history[/bold]")
@@ -206,12 +206,65 @@ def memories_edit(
 @memories_app.command("delete")
 def memories_delete(record_id: str,
                     yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False) -> None:
-    """Delete a memory from its store and every index (its history keeps the old value)."""
+    """Delete a memory from its store, its history and every index (an episode takes its
+    event along); `memlane forget` also scrubs the vector index's files."""
     if not yes and not typer.confirm(f"Delete {record_id}?"):
         raise typer.Exit(1)
     with opened() as memlane:
         memlane.forget(record_id)
     console.print(f"Deleted {record_id}.")
+
+
+def local_time(value: str | None, option: str) -> datetime | None:
+    """A date or time as the user means it: on this computer's clock unless it says a zone."""
+    moment = parse_date(value, option)
+    return moment.astimezone() if moment and moment.tzinfo is None else moment
+
+
+@app.command()
+def forget(
+    record_id: Annotated[str | None, typer.Argument(
+        help="A memory's id (an episode takes its event and what came only from it)")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="From this local date or time on (2024-05-08, 2024-05-08T14:30)")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="Up to this local date or time, not included")] = None,
+    app_name: Annotated[str | None, typer.Option(
+        "--app", help="The screen captures of one application")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="Everything from one source (locomo:26.json, chatgpt, file:/path, screen)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False,
+) -> None:
+    """Forget a memory, a time range, an app's captures or a whole source: out of every
+    store and its history, every index and cache, the screenshots and the files' free
+    space. Says what it will forget and asks first; it cannot be undone."""
+    from app.forget import Scope, select
+    from app.forget import forget as forget_scope
+    from app.service import frame_store
+
+    scope = Scope(record_id=record_id, start=local_time(start, "--from"),
+                  end=local_time(end, "--to"), app=app_name, source=source)
+    scope.check()
+    with opened() as memlane:
+        frames = frame_store(memlane)
+        selection = select(memlane, frames, scope)
+        if selection.empty:
+            console.print(f"Nothing to forget: {escape(str(scope))} holds no memory.")
+            return
+        stores = ", ".join(f"{n} {store}" for store, n in selection.by_store().items())
+        console.print(f"Forgetting {escape(str(scope))}: {len(selection.events)} events, "
+                      f"{len(selection.records)} memories ({stores or 'none'}), "
+                      f"{len(selection.frames)} screenshots."
+                      + (f" {len(selection.shared)} memories also made from other events "
+                         f"are kept." if selection.shared else ""), highlight=False)
+        if not yes and not typer.confirm("Forget it for good?"):
+            raise typer.Exit(1)
+        with progress_bars() as bars:
+            done = forget_scope(memlane, frames, scope, progress=bars)
+    console.print(f"Forgot {done.events} events, {done.memories} memories and {done.frames} "
+                  f"screenshots." + ("" if done.vectors_scrubbed else
+                                     " Chroma's file was busy: it is vacuumed by the next "
+                                     "forget."), highlight=False)
 
 
 @app.command()
@@ -282,6 +335,42 @@ def doctor(fix: Annotated[bool, typer.Option("--repair", help="Mend what can be 
             console.print("Run `memlane doctor --repair` to mend what can be derived again.")
     if not checkup.ok:
         raise typer.Exit(1)
+
+
+def home_keys():
+    from app.keys import HomeKeys, key_store
+
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return HomeKeys(settings.home, key_store(settings))
+
+
+@app.command()
+def lock() -> None:
+    """Shut the vault's secrets and the screenshots until `memlane unlock`; capture and
+    search go on. The first time, choose the passphrase that unlocks them."""
+    keys = home_keys()
+    if not keys.has_passphrase:
+        console.print("Choose a passphrase. Without it the secrets and screenshots cannot be "
+                      "opened again: it is not stored anywhere.")
+        keys.set_passphrase(typer.prompt("Passphrase", hide_input=True,
+                                         confirmation_prompt=True))
+    if keys.locked:
+        console.print("Memlane is already locked.")
+        return
+    keys.lock()
+    console.print("Locked: secrets and screenshots stay shut until `memlane unlock`.")
+
+
+@app.command()
+def unlock() -> None:
+    """Open the vault's secrets and the screenshots again, with the passphrase."""
+    keys = home_keys()
+    if not keys.locked:
+        console.print("Memlane is not locked.")
+        return
+    keys.unlock(typer.prompt("Passphrase", hide_input=True))
+    console.print(f"Unlocked (the key is kept in {keys.store.name} until `memlane lock`).")
 
 
 @app.command()

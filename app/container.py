@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from app.errors import ModelMissing
+from app.keys import HomeKeys, key_store, seal_existing
 from app.settings import Settings
 from capture.importers import DEFAULT_IMPORTERS
 from capture.importers.base import Importer
@@ -93,7 +94,8 @@ class Memlane:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.db = Database(settings.db_path)
-        self.stores = Stores(self.db, settings.core_block_limit)
+        self.keys = HomeKeys(settings.home, key_store(settings))
+        self.stores = Stores(self.db, self.keys, settings.core_block_limit)
         self.embedder = parts.embedder or MiniLMEmbedder(
             settings.embed_batch_size, settings.embed_precision)
         self.vectors = VectorIndex(settings.chroma_dir, self.db, self.stores, self.embedder)
@@ -113,6 +115,8 @@ class Memlane:
             rules=self.redaction_rules,
         )
         self._llm: LLM | None = parts.llm
+        if not self.keys.record.get("sealed_existing"):
+            seal_existing(self)
         self.sync()
 
     def ingest(self, events: Iterable[Event], progress: Progress | None = None,
@@ -138,11 +142,14 @@ class Memlane:
         return self.ingest(events)
 
     def forget(self, record_id: str) -> None:
-        """Delete a memory from its store and every index (its history keeps the old value);
-        an unknown id changes nothing."""
-        with self.db.transaction():
-            self.stores.delete(record_id, actor="user")
-        self.sync()
+        """Forget a memory everywhere: its store, history, indexes and caches (see
+        app/forget.py); an episode takes its event, screenshots and what was made only from
+        them along. Chroma's files are scrubbed by `memlane forget`, not here (the vector
+        is out of search at once). An unknown id is `RecordNotFound` and changes nothing."""
+        from app.forget import Scope, forget
+        from app.service import frame_store
+
+        forget(self, frame_store(self), Scope(record_id=record_id), scrub_vectors=False)
 
     def _model_writepath(self) -> WritePath:
         from inference.managers import CachedLLM, LLMMetaManager, llm_managers

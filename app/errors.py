@@ -23,3 +23,8 @@ class ModelMissing(MemlaneError):
 
 class CaptureUnavailable(MemlaneError):
     """Screen capture cannot run here (no display, Wayland, ...)."""
+
+
+class Locked(MemlaneError):
+    """The memory is locked: vault secrets and screenshots cannot be opened until
+    `memlane unlock`; everything else (search, capture) goes on."""

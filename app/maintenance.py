@@ -15,6 +15,7 @@ from capture.importers import read_path
 from memory.db import utcnow
 from memory.nlp import similarity
 from memory.records import STORES, Record
+from memory.stores import SECRET, Stores
 from memory.writepath import IngestReport
 
 ProgressFactory = Callable[[str, int], Progress]
@@ -63,15 +64,20 @@ def reindex(memlane: Memlane, progress: ProgressFactory = _no_progress) -> dict[
         db.execute("DELETE FROM keyword_rows")
         db.execute("DELETE FROM vector_queue")
         db.execute("DELETE FROM graph_queue")
-        for store in STORES:
-            for record in stores.iter_all(store):
-                stores.reindex(record)
+        _index_records(stores)
     memlane.vectors.reset()
     queued = memlane.vectors.pending()
     memlane.vectors.sync(progress("Re-embedding", queued))
     memlane.graph.sync(progress("Rebuilding the graph", memlane.graph.pending()))
     return {"keyword": db.execute("SELECT count(*) FROM memory_fts").fetchone()[0],
             "vectors": memlane.vectors.count(), "graph_passages": memlane.graph.stats().passages}
+
+
+def _index_records(stores: Stores) -> None:
+    """Every record into the keyword index and the vector and graph queues."""
+    for store in STORES:
+        for record in stores.iter_all(store):
+            stores.reindex(record)
 
 
 def stats(memlane: Memlane) -> dict[str, Any]:
@@ -132,9 +138,11 @@ def export(memlane: Memlane, path: Path) -> dict[str, int]:
     """Every table of the truth store as JSONL lines {"table": ..., "row": {...}}, sorted.
 
     Indexes and cached embeddings are derived, so they are left out. Vault secrets are in the
-    file: keep it as safe as the memory itself.
+    file opened (so it can be restored anywhere; `Locked` while the memory is locked): keep
+    it as safe as the memory itself.
     """
     counts: dict[str, int] = {}
+    opener = memlane.keys.opener() if memlane.stores.counts().get("vault") else None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with tmp.open("w", encoding="utf-8") as out:
@@ -143,7 +151,10 @@ def export(memlane: Memlane, path: Path) -> dict[str, int]:
             rows = memlane.db.execute(f"SELECT * FROM {table} ORDER BY {ORDER[table]}")
             counts[table] = 0
             for row in rows:
-                out.write(json.dumps({"table": table, "row": dict(row)}, ensure_ascii=False,
+                item = dict(row)
+                if table == "vault" and opener:  # the export is whole on its own
+                    item[SECRET] = opener.open_text(item[SECRET])
+                out.write(json.dumps({"table": table, "row": item}, ensure_ascii=False,
                                      sort_keys=True) + "\n")
                 counts[table] += 1
         out.write(json.dumps({"end": counts}, sort_keys=True) + "\n")
@@ -163,14 +174,21 @@ def restore(memlane: Memlane, path: Path, progress: ProgressFactory = _no_progre
     counts: dict[str, int] = {}
     with memlane.db.transaction():
         for number, (table, row) in enumerate(lines, start=2):
+            if table == "vault" and isinstance(row.get(SECRET), str):
+                row = memlane.stores.sealed("vault", row)
             try:
                 memlane.db.execute(
                     f"INSERT INTO {table} ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
                     tuple(row.values()),
                 )
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+                # a broken row, or a number or a lone surrogate that SQLite cannot hold
                 raise InvalidInput(f"{path}, line {number}: {exc}") from exc
             counts[table] = counts.get(table, 0) + 1
+        try:  # read every memory back as reindex will, while a bad row can still be undone
+            _index_records(memlane.stores)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"{path}: a memory in it cannot be read back ({exc})") from exc
     reindex(memlane, progress)
     return counts
 
@@ -183,7 +201,9 @@ def _read_export(path: Path, columns: dict[str, set[str]]) -> list[tuple[str, di
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not a Memlane export (not UTF-8)") from exc
-    raw = text.splitlines()
+    # Only "\n" ends a line: splitlines() would also cut at U+2028, U+0085 and the like,
+    # which JSON leaves unescaped inside strings.
+    raw = text.removesuffix("\n").split("\n")
     header = _json_line(path, raw[0] if raw else "", 1)
     if header.get("format") != "memlane-export":
         raise InvalidInput(f"{path} is not a Memlane export")
@@ -210,7 +230,7 @@ def _read_export(path: Path, columns: dict[str, set[str]]) -> list[tuple[str, di
 def _json_line(path: Path, line: str, number: int) -> dict[str, Any]:
     try:
         item = json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"{path}, line {number}: not valid JSON") from exc
     if not isinstance(item, dict):
         raise InvalidInput(f"{path}, line {number}: not a JSON object")

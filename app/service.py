@@ -34,12 +34,13 @@ from capture.shots import FrameStore
 log = logging.getLogger(__name__)
 STATUS_SECONDS = 5.0
 RETENTION_MINUTES = 60
+RETENTION_BATCH = 200
 CONSOLIDATE_AT = {"hour": 3, "minute": 30}
 
 
 def frame_store(memlane: Memlane) -> FrameStore:
     settings = memlane.settings
-    return FrameStore(memlane.db, settings.home, settings.frame_quality,
+    return FrameStore(memlane.db, settings.home, memlane.keys, settings.frame_quality,
                       settings.frame_keyframe_every)
 
 
@@ -72,30 +73,26 @@ def build_capture(memlane: Memlane, environ: Mapping[str, str] | None = None,
 
 
 def forget_frame(memlane: Memlane, frames: FrameStore, frame_id: str) -> int:
-    """Delete a frame, its files, and every memory derived only from it; the number of
-    memories deleted. The other frames of its episode make a new episode without it."""
-    from capture.screen import hand_over, screen_episodes
+    """Forget a frame, its files, and every memory derived only from it (app/forget.py);
+    the number of memories deleted. The other frames of its episode make a new episode
+    without it."""
+    from app.forget import Scope, forget
 
-    with memlane.db.transaction():
-        frame = frames.delete(frame_id)
-        rest = frames.requeue(frame.event_id) if frame.event_id else []
-        removed = memlane.stores.delete_events([frame.event_id], actor="user") \
-            if frame.event_id else 0
-    settings = memlane.settings
-    hand_over(frames, screen_episodes(rest, settings.capture_episode_seconds), memlane.ingest,
-              settings.batch_size)
-    memlane.sync()
-    return removed
+    return forget(memlane, frames, Scope(frame_ids=(frame_id,)), scrub_vectors=False).memories
 
 
 def apply_retention(memlane: Memlane, frames: FrameStore, now: datetime | None = None
                     ) -> int:
-    """Delete the frames past the age and size the user set; how many were deleted."""
+    """Forget the frames past the age and size the user set, `RETENTION_BATCH` at a time
+    (each batch one forget, so the write lock is never held long); how many were deleted."""
+    from app.forget import Scope, forget
+
     settings = memlane.settings
     expired = frames.expired(now or datetime.now(UTC), settings.frames_keep_days,
                              int(settings.frames_max_mb * 2**20))
-    for frame_id in expired:
-        forget_frame(memlane, frames, frame_id)
+    for start in range(0, len(expired), RETENTION_BATCH):
+        batch = tuple(expired[start:start + RETENTION_BATCH])
+        forget(memlane, frames, Scope(frame_ids=batch), scrub_vectors=False)
     return len(expired)
 
 

@@ -30,6 +30,13 @@ def data_dir() -> Path:
     return Path(user_data_dir("memlane", appauthor=False))
 
 
+def default_key_dir() -> Path:
+    """Key files live with the user's configuration, away from the data they open."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("memlane", appauthor=False)) / "keys"
+
+
 class Settings(BaseSettings):
     """Every knob Memlane has; read from `MEMLANE_*` environment variables.
 
@@ -56,6 +63,13 @@ class Settings(BaseSettings):
     rrf_k: int = 10
     """Reciprocal-rank fusion constant; 10 beat the textbook 60 by 5 points of recall@10 on
     LoCoMo (bench.locomo_retrieval)."""
+
+    key_store: Literal["auto", "keyring", "file"] = "auto"
+    """Where the key that opens vault secrets and screenshots is kept, never in the data
+    folder: the OS keyring ("auto" uses it when the desktop has one), or a file in
+    `key_dir`."""
+    key_dir: Path = Field(default_factory=default_key_dir)
+    """The folder of key files, outside the data folder."""
 
     model: str = "qwen2.5-coder-1.5b"
     """The packaged language model the assistant answers with (`memlane models` lists them)."""

@@ -8,7 +8,9 @@ of the screen changed. While one window stays in front, a picture is kept at mos
 `picture_seconds` (the capture's rule); the frames between are "text" frames, whose text
 is kept but not their picture, and the next picture's patch covers all they changed.
 Deleting a frame keeps the frames after it whole: the next picture takes over what the
-deleted one carried (or becomes a key frame).
+deleted one carried (or becomes a key frame). Pictures are sealed (`memory.sealing`): a copy
+of the data folder shows none, and while the memory is locked none can be opened; a frame
+deleted then cannot hand its pixels over, so the pictures built on it keep their text only.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Locked
 from app.files import replace_file
 from capture.desktop import Window
 from capture.frames import Box
 from capture.ocr import Line
 from memory.db import Database
 from memory.events import content_id
+from memory.sealing import Keys, is_sealed
 from memory.stores import iso, parse_time
 
 FRAMES = "frames"
@@ -130,9 +133,9 @@ def patch_of(rgb: np.ndarray, boxes: tuple[Box, ...]) -> np.ndarray:
 class FrameStore:
     """Frames on disk and in SQLite. All writes go through the caller's transaction."""
 
-    def __init__(self, db: Database, home: Path, quality: int = 60,
+    def __init__(self, db: Database, home: Path, keys: Keys, quality: int = 60,
                  keyframe_every: int = 120) -> None:
-        self.db, self.home = db, home
+        self.db, self.home, self.keys = db, home, keys
         self.quality, self.keyframe_every = quality, keyframe_every
 
     # -- writing ----------------------------------------------------------------------------
@@ -187,8 +190,25 @@ class FrameStore:
         return since + 1 < self.keyframe_every
 
     def _write(self, relative: Path, data: bytes) -> int:
-        """Write a file whole or not at all (a crash leaves no half picture)."""
-        return replace_file(self.home / relative, data)
+        """Seal a picture and write it whole or not at all (a crash leaves no half one)."""
+        return replace_file(self.home / relative, self.keys.sealer.seal(data))
+
+    def _read(self, relative: str) -> bytes:
+        """A picture's WebP bytes; `Locked` while the memory is locked."""
+        data = (self.home / relative).read_bytes()
+        return self.keys.opener().open(data) if is_sealed(data) else data
+
+    def seal_existing(self) -> int:
+        """Seal the picture files stored before sealing began; how many."""
+        sealed = 0
+        for name in sorted(self._named_files()):
+            path = self.home / name
+            with contextlib.suppress(FileNotFoundError):
+                data = path.read_bytes()
+                if not is_sealed(data):
+                    self._write(Path(name), data)
+                    sealed += 1
+        return sealed
 
     def stray_files(self) -> dict[str, float]:
         """Picture files no frame names, with when each was written: what a crash left
@@ -279,9 +299,9 @@ class FrameStore:
             raise InvalidInput(f"frame {frame_id!r} kept its text but no picture: "
                                f"picture_of finds the one that shows it")
         chain = self._chain(frame)
-        picture = decode((self.home / chain[0].path).read_bytes()).copy()
+        picture = decode(self._read(chain[0].path)).copy()
         for patch in chain[1:]:
-            pixels = decode((self.home / patch.path).read_bytes())
+            pixels = decode(self._read(patch.path))
             for b in patch.boxes:
                 picture[b.top:b.bottom, b.left:b.right] = pixels[b.top:b.bottom, b.left:b.right]
         return picture
@@ -293,6 +313,13 @@ class FrameStore:
             "kind = 'key' AND captured_at <= ?) ORDER BY captured_at",
             (frame.monitor, iso(frame.captured_at), frame.monitor, iso(frame.captured_at)))
         return [Frame.of(r) for r in rows]
+
+    def thumbnail_bytes(self, frame: Frame) -> bytes:
+        """A frame's thumbnail as WebP; `Locked` while the memory is locked."""
+        if not frame.thumb:
+            raise InvalidInput(f"frame {frame.id!r} has no thumbnail: thumbnail_of finds the "
+                               f"one that shows it")
+        return self._read(frame.thumb)
 
     def total_bytes(self) -> int:
         return int(self.db.execute("SELECT coalesce(sum(bytes), 0) FROM frames").fetchone()[0])
@@ -323,7 +350,10 @@ class FrameStore:
             "SELECT * FROM frames WHERE monitor = ? AND captured_at > ? AND kind != 'text' "
             "ORDER BY captured_at LIMIT 1", (frame.monitor, iso(frame.captured_at))).fetchone()
         if frame.has_picture and after is not None and after["kind"] == "patch":
-            self._take_over(frame, Frame.of(after))
+            try:
+                self._take_over(frame, Frame.of(after))
+            except Locked:
+                self._keep_text_only(Frame.of(after))
         self.db.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
         for relative in filter(None, (frame.path, frame.thumb)):
             (self.home / relative).unlink(missing_ok=True)
@@ -342,6 +372,22 @@ class FrameStore:
             ((self.home / after.thumb).stat().st_size if after.thumb else 0)
         self.db.execute("UPDATE frames SET kind = ?, boxes = ?, bytes = ? WHERE id = ?",
                         (kind, _boxes_json(boxes), size, after.id))
+
+
+    def _keep_text_only(self, first: Frame) -> None:
+        """Make `first` and the patches after it, up to the next key frame, text frames:
+        what they were built on is being deleted, and locked it cannot be handed over."""
+        rows = self.db.execute(
+            "SELECT * FROM frames WHERE monitor = ? AND captured_at >= ? AND kind != 'text' "
+            "ORDER BY captured_at", (first.monitor, iso(first.captured_at))).fetchall()
+        for row in rows:
+            frame = Frame.of(row)
+            if frame.kind == "key":
+                break
+            (self.home / frame.path).unlink(missing_ok=True)
+            size = (self.home / frame.thumb).stat().st_size if frame.thumb else 0
+            self.db.execute("UPDATE frames SET kind = 'text', boxes = '[]', path = '', "
+                            "bytes = ? WHERE id = ?", (size, frame.id))
 
 
 def covered(boxes: tuple[Box, ...], width: int, height: int) -> int:

@@ -32,6 +32,7 @@ class Database:
         self.conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left
         migrate(self.conn)
         self._depth = 0
         self._lock = threading.RLock()
@@ -63,6 +64,13 @@ class Database:
     def executemany(self, sql: str, rows: Iterable[tuple]) -> sqlite3.Cursor:
         with self._lock:
             return self.conn.executemany(sql, rows)
+
+    def erase_freed(self) -> None:
+        """Take what deleted or sealed rows left behind out of the files: secure_delete has
+        zeroed their pages, and a truncating checkpoint copies the write-ahead log into the
+        database and empties it, old page images included."""
+        with self._lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self.conn.close()

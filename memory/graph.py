@@ -193,6 +193,18 @@ class GraphIndex:
     def pending(self) -> int:
         return self.db.execute("SELECT count(*) FROM graph_queue").fetchone()[0]
 
+    def unmentioned(self) -> list[str]:
+        """Entities no memory mentions any more (they stay nodes, unlinked, until a reload)."""
+        return [name for name, count in zip(self.entity_names, self.mentions, strict=True)
+                if count == 0]
+
+    def reload(self) -> None:
+        """The graph in memory made again from SQLite: after a forget, so that nothing of a
+        forgotten memory, not even an entity's name, stays in this process."""
+        self._extracted_ids.clear()
+        self._clear()
+        self._load()
+
     def reset(self) -> None:
         """Forget the graph (not the extractions) so it is rebuilt from the queued records."""
         with self.db.transaction():

@@ -249,7 +249,7 @@ class VaultManager:
         for item in items:
             for found in item.found:
                 finding = found.finding
-                record_id = content_id("vault", finding.entry_type, finding.value)
+                record_id = stores.vault_id(finding.entry_type, finding.value)
                 known = stores.find(record_id)
                 if known:
                     stores.update(record_id, {}, actor="rules", event_ids=(item.event.id,),

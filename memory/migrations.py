@@ -277,6 +277,23 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0010_forgetting",
+        """
+        -- History stays append-only, except inside a forget (app/forget.py): a forgotten
+        -- memory's old values leave its history too. The forget puts the one row here and
+        -- takes it out in its own transaction, so no other write ever finds it open.
+        CREATE TABLE forgetting (open INTEGER PRIMARY KEY CHECK (open = 1));
+        DROP TRIGGER history_no_update;
+        DROP TRIGGER history_no_delete;
+        CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+            WHEN NOT EXISTS (SELECT 1 FROM forgetting)
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+            WHEN NOT EXISTS (SELECT 1 FROM forgetting)
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        """,
+    ),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.errors import InvalidInput, RecordNotFound
 from memory.db import Database, utcnow
-from memory.events import Event, as_utc
+from memory.events import Event, as_utc, content_id
 from memory.records import (
     CORE_LABELS,
     STORES,
@@ -21,6 +21,10 @@ from memory.records import (
     field_from_sql,
     field_to_sql,
 )
+from memory.sealing import TEXT_PREFIX, Keys
+
+SECRET = "secret_value"
+"""The one field kept sealed: a vault entry's secret."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -42,8 +46,8 @@ def store_of(record_id: str) -> str:
 class Stores:
     """Reads and writes the five record stores, the core blocks and the event log."""
 
-    def __init__(self, db: Database, core_limit: int = 5000) -> None:
-        self.db = db
+    def __init__(self, db: Database, keys: Keys, core_limit: int = 5000) -> None:
+        self.db, self.keys = db, keys
         self.core_limit = core_limit
         self._actors: set[str] | None = None
 
@@ -122,6 +126,7 @@ class Stores:
         existing = self.find(record.id)
         if existing:
             return existing
+        record = replace(record, fields=self.sealed(spec.name, record.fields))
         now = utcnow()
         columns = ("id", "occurred_at", *spec.fields, "source", "created_at", "updated_at")
         values = (record.id, iso(record.occurred_at),
@@ -144,6 +149,7 @@ class Stores:
         unknown = set(changes) - set(old.spec.fields)
         if unknown:
             raise InvalidInput(f"{old.store} memories have no field(s) {sorted(unknown)}")
+        changes = self.sealed(old.store, changes)
         new_fields = {**old.fields, **changes}
         assignments = [f"{name} = ?" for name in changes] + ["updated_at = ?"]
         values = [field_to_sql(old.spec, n, v) for n, v in changes.items()] + [utcnow()]
@@ -164,6 +170,25 @@ class Stores:
         self._queue(record_id)
         self._history(old, "DELETE", old.fields, None, (), actor)
         return old
+
+    def sealed(self, store: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields (or row) with a vault secret sealed (a sealed one is kept as it is)."""
+        value = fields.get(SECRET)
+        if store != "vault" or not isinstance(value, str) or value.startswith(TEXT_PREFIX):
+            return fields
+        return {**fields, SECRET: self.keys.sealer.seal_text(value)}
+
+    def reveal(self, record: Record) -> Record:
+        """A vault record with its secret opened; `Locked` while the memory is locked."""
+        if record.store != "vault":
+            return record
+        opened = self.keys.opener().open_text(record.fields.get(SECRET, ""))
+        return replace(record, fields={**record.fields, SECRET: opened})
+
+    def vault_id(self, entry_type: str, value: str) -> str:
+        """The same secret always gets the same id, from a keyed digest, never a hash of
+        the secret itself."""
+        return content_id("vault", entry_type, self.keys.sealer.digest(entry_type, value))
 
     def find(self, record_id: str) -> Record | None:
         try:
@@ -341,7 +366,7 @@ class Stores:
 
 
 def _without_secret(fields: dict | None) -> dict | None:
-    return None if fields is None else {**fields, "secret_value": "[secret]"}
+    return None if fields is None else {**fields, SECRET: "[secret]"}
 
 
 def _loads(value: str | None) -> Any:

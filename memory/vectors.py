@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.files import replace_file
+from memory.chromafiles import blank_capacity, drop_orphans, vacuum
 from memory.db import Database
 from memory.embed import Embedder
 from memory.records import STORES, Filters, Record, source_kind
@@ -24,6 +25,7 @@ COLLECTION = "memories"
 WRITING = "memlane-writing"
 """The mark `VectorIndex` keeps in Chroma's folder while Chroma writes."""
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 def text_hash(text: str) -> str:
@@ -60,6 +62,7 @@ class VectorIndex:
         self._prefetched: dict[str, tuple[Future, int]] = {}
         self._prefetched_ids: set[str] = set()
         self._count: int | None = None
+        self._blanked: dict[Path, tuple[int, int]] = {}
         self.writing = path / WRITING
         torn = self.writing.exists()
         if torn:  # killed inside a write: Chroma's index files may be half written
@@ -67,13 +70,11 @@ class VectorIndex:
                         "rebuilding it from SQLite (embeddings come from their cache)")
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
-        self.collection = self.client.get_or_create_collection(
-            COLLECTION, embedding_function=None,
-            metadata={"hnsw:space": "cosine", "embedder": embedder.name},
-        )
+        self.collection = self._open()
         if torn:
             self.queue_all()
 
@@ -134,7 +135,7 @@ class VectorIndex:
             if gone:
                 self._count = None
                 with self._write():
-                    self.collection.delete(ids=gone)
+                    self._use(lambda collection, ids=gone: collection.delete(ids=ids))
             if records:
                 self._upsert(list(records.values()))
             with self.db.transaction():
@@ -154,10 +155,10 @@ class VectorIndex:
         total = self.count()
         if total == 0:
             return []
-        result = self.collection.query(
+        result = self._use(lambda collection: collection.query(
             query_embeddings=[vector.tolist()], n_results=min(n, total),
             where=where(filters or Filters()), include=["distances"],
-        )
+        ))
         return [(rid, 1.0 - dist) for rid, dist in
                 zip(result["ids"][0], result["distances"][0], strict=True)]
 
@@ -166,10 +167,40 @@ class VectorIndex:
         self._count = None
         with self._write():
             self.client.delete_collection(COLLECTION)
-            self.collection = self.client.get_or_create_collection(
-                COLLECTION, embedding_function=None,
-                metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
-            )
+            self.collection = self._open()
+        drop_orphans(self.path)  # Chroma leaves the old collection's files behind
+
+    def scrub(self, progress: Progress | None = None) -> bool:
+        """Leave nothing of deleted records under Chroma's folder: a delete takes a vector
+        out of search, but Chroma keeps it, with its metadata, in its write log until a
+        later flush, in its index files until the slot is reused, and in SQLite pages it
+        frees without zeroing (memory/chromafiles.py). So the collection is made again
+        from SQLite (vectors from their cache, nothing is embedded again), the old one's
+        folder deleted and Chroma's SQLite file vacuumed. False when another process held
+        that file and the vacuum has to wait for a later scrub."""
+        self.reset()
+        self.queue_all()
+        self.sync(progress)
+        return vacuum(self.path)
+
+    def _open(self) -> Any:
+        return self.client.get_or_create_collection(
+            COLLECTION, embedding_function=None,
+            metadata={"hnsw:space": "cosine", "embedder": self.embedder.name},
+        )
+
+    def _use(self, call: Callable[[Any], T]) -> T:
+        """Run a call on the collection. Another process may have made the collection again
+        (a forget or a reindex there): Chroma then says this one does not exist, and the
+        new one is taken up (the queue still holds what this process has to write)."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            return call(self.collection)
+        except NotFoundError:
+            log.info("the vector collection was made again by another process; reopening")
+            self.collection, self._count = self._open(), None
+            return call(self.collection)
 
     def queue_all(self) -> None:
         """Queue every record for the vector index."""
@@ -186,18 +217,20 @@ class VectorIndex:
         replace_file(self.writing, b"")
         yield
         self.writing.unlink()
+        blank_capacity(self.path, self._blanked)  # see memory/chromafiles.py
 
     def close(self) -> None:
         if self._worker:
             self._worker.shutdown(wait=True)
             self._worker = None
         self.client.close()  # the last client of a folder lets go of its files
+        blank_capacity(self.path, self._blanked)
 
     def count(self) -> int:
         """Vectors in the index (Chroma counts them in SQL each time: ~10 ms at 100k, so
         the number is kept until the next write)."""
         if self._count is None:
-            self._count = self.collection.count()
+            self._count = self._use(lambda collection: collection.count())
         return self._count
 
     def _upsert(self, records: list[Record]) -> None:
@@ -205,12 +238,12 @@ class VectorIndex:
         vectors = self.embeddings(texts)
         self._count = None
         with self._write():
-            self.collection.upsert(
+            self._use(lambda collection: collection.upsert(
                 ids=[record.id for record in records],
                 embeddings=vectors.tolist(),
                 metadatas=[_metadata(record, text) for record, text in zip(records, texts,
                                                                             strict=True)],
-            )
+            ))
 
     def _cached(self, hashes: set[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

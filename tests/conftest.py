@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.container import Memlane, Parts, quiet_third_parties
+from app.keys import HomeKeys, KeyFolder
 from app.settings import Settings
 from inference.compress import Plan
 from inference.llm import LlamaModel, LoadOptions
@@ -23,12 +24,27 @@ PLAN = Plan(blocks=3, rank=4, calibration_tokens=256, probe_tokens=128, window=1
 """A BitStack compression small enough for a test: the tiny model in about 30 s."""
 
 
+@pytest.fixture(scope="session")
+def key_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests' memories keep their keys: never the developer's own keyring."""
+    return tmp_path_factory.mktemp("keys")
+
+
 @pytest.fixture(autouse=True)
-def _no_memlane_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own MEMLANE_* variables must not reach a test's Settings."""
+def _no_memlane_environment(monkeypatch: pytest.MonkeyPatch, key_folder: Path) -> None:
+    """A developer's own MEMLANE_* variables must not reach a test's Settings (nor the
+    processes a test starts), and keys go to files in a tmp folder."""
     for name in list(os.environ):
         if name.startswith("MEMLANE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MEMLANE_KEY_STORE", "file")
+    monkeypatch.setenv("MEMLANE_KEY_DIR", str(key_folder))
+
+
+@pytest.fixture
+def keys(tmp_path: Path, key_folder: Path) -> HomeKeys:
+    """The keys of a bare home at tmp_path (for parts tested without a whole Memlane)."""
+    return HomeKeys(tmp_path, KeyFolder(key_folder))
 
 
 @pytest.fixture(scope="session")

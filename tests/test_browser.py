@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def serving(process: subprocess.Popen, port: int, log: Path) -> None:
+    """Wait until the dashboard listens (Streamlit takes seconds to start)."""
+    deadline = time.monotonic() + 120
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("browser") / "home"
@@ -42,11 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["MEMLANE_MODEL"] = TINY  # the test model answers the chat
     process = start(port, home, home.parent / "dashboard.log")
     try:
-        deadline = time.monotonic() + 60
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert process.poll() is None, (home.parent / "dashboard.log").read_text()
-            assert time.monotonic() < deadline, "the dashboard did not start"
-            time.sleep(0.2)
+        serving(process, port, home.parent / "dashboard.log")
         listening = [c.laddr.ip for c in psutil.Process(process.pid).net_connections("inet")
                      if c.status == psutil.CONN_LISTEN]
         assert listening and set(listening) == {"127.0.0.1"}  # this computer only

@@ -229,6 +229,30 @@ def test_deleting_a_frame_deletes_what_came_only_from_it(capture_of,
                for hit in memlane.retriever.search("ferry Pemba", 5).hits)
 
 
+def test_forgetting_an_apps_captures_leaves_no_trace(capture_of, window: TextWindow) -> None:
+    """What real capture kept of an app (tests/test_forget.py checks the rest of memory)."""
+    from app.forget import Scope, forget
+
+    memlane, capture = capture_of(capture_picture_seconds=0)
+    first = capture.frames.get(kept(capture.tick(1)))
+    window.add("The ferry to Pemba leaves at noon")
+    kept(capture.tick(1))
+    capture.flush()
+    assert memlane.retriever.search("Zanzibar pineapple", 3).hits
+    home = memlane.settings.home
+    pictures = [path for path in (home / "frames").rglob("*") if path.is_file()]
+    assert pictures and tables_holding(memlane.db, "Zanzibar")
+
+    done = forget(memlane, capture.frames, Scope(app=first.app.upper()))
+    assert done.frames == 2 and capture.frames.count() == 0
+    assert not any(path.exists() for path in pictures)
+    assert tables_holding(memlane.db, "Zanzibar") == {}
+    assert tables_holding(memlane.db, "Pemba") == {}
+    assert not any("Zanzibar" in hit.record.search_text
+                   for hit in memlane.retriever.search("Zanzibar pineapple", 5).hits)
+    assert files_holding(home, "Zanzibar") == [] and files_holding(home, "Pemba") == []
+
+
 def test_the_service_starts_by_deleting_what_a_crash_left_unnamed(capture_of) -> None:
     from app.service import CaptureService
 

@@ -110,7 +110,7 @@ def test_a_vault_secret_is_shown_only_with_reveal(memlane_cli: Invoke) -> None:
     assert OPENAI_KEY in revealed
 
 
-def test_a_deleted_memory_is_no_longer_found(memlane_cli: Invoke) -> None:
+def test_a_deleted_memory_is_no_longer_found(imported: Imported, memlane_cli: Invoke) -> None:
     before = search_json(memlane_cli, "marshmallows")
     [target] = [hit["id"] for hit in before
                 if hit["store"] == "episodic" and "marshmallows" in hit["fields"]["summary"]]
@@ -118,6 +118,11 @@ def test_a_deleted_memory_is_no_longer_found(memlane_cli: Invoke) -> None:
     assert f"Deleted {target}" in memlane_cli("memories", "delete", target, "--yes").stdout
     after = search_json(memlane_cli, "marshmallows")
     assert target not in {hit["id"] for hit in after}
+    assert not any("marshmallows" in json.dumps(hit) for hit in after)
+    # An episode takes its turn along: importing the file again brings that turn back.
+    again = memlane_cli("import", str(imported.conversation)).stdout
+    assert "Imported 1 new events" in again
+    assert target in {hit["id"] for hit in search_json(memlane_cli, "marshmallows")}
 
 
 def test_stats(imported: Imported, memlane_cli: Invoke) -> None:

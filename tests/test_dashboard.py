@@ -198,6 +198,32 @@ def test_capture_settings_save_and_a_bad_pattern_changes_nothing(home: Path,
     assert saved.redact_patterns == ("project falcon",) and saved.capture_picture_seconds == 0
 
 
+def test_the_privacy_page_locks_and_unlocks_the_vault(imported: Memlane) -> None:
+    app = page("capture")
+    app.text_input(key="lock-passphrase").input("marmot-valley-42")
+    app.text_input(key="lock-again").input("marmot-valley-41")
+    next(b for b in app.button if b.label == "Lock").click().run()
+    assert any("the two passphrases differ" in e.value for e in app.error)
+    assert not imported.keys.locked and not imported.keys.has_passphrase
+
+    app.text_input(key="lock-again").input("marmot-valley-42")
+    next(b for b in app.button if b.label == "Lock").click().run()
+    assert imported.keys.locked and "Locked" in shown(app)
+    memories = page("memories")
+    memories.radio(key="memories-store").set_value("vault").run()
+    memories.button(key="memories-open-0").click().run()
+    memories.toggle(key="reveal").set_value(True).run()
+    assert "memlane unlock" in shown(memories)
+    assert all(OPENAI_KEY not in t.value for t in memories.text_area)
+
+    app.text_input(key="unlock-passphrase").input("wrong-passphrase")
+    next(b for b in app.button if b.label == "Unlock").click().run()
+    assert any("wrong passphrase" in e.value for e in app.error) and imported.keys.locked
+    app.text_input(key="unlock-passphrase").input("marmot-valley-42")
+    next(b for b in app.button if b.label == "Unlock").click().run()
+    assert not imported.keys.locked
+
+
 def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) -> None:
     app = page("model")
     table = app.dataframe[0].value

@@ -61,7 +61,7 @@ def test_the_audit_hook_sees_a_connection_beyond_this_computer(tmp_path: Path) -
 
 def test_a_full_run_of_memlane_connects_to_nothing_beyond_this_computer(
         tmp_path: Path, display: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_browser import CHROMIUM, FLAGS, free_port, settled
+    from tests.test_browser import CHROMIUM, FLAGS, free_port, serving, settled
     from ui.dashboard.pages import PAGES
     from ui.dashboard.serve import start
 
@@ -92,6 +92,7 @@ def test_a_full_run_of_memlane_connects_to_nothing_beyond_this_computer(
     port = free_port()
     server = start(port, home, tmp_path / "dashboard.log")
     try:
+        serving(server, port, tmp_path / "dashboard.log")
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:

@@ -77,7 +77,7 @@ def test_export_restore_export_is_byte_identical(full: Memlane, tmp_path: Path,
     assert fresh.vectors.count() == full.vectors.count()
     assert top_hits(fresh) == top_hits(full)
     [secret] = fresh.stores.list("vault")
-    assert secret.fields["secret_value"] == OPENAI_KEY
+    assert fresh.stores.reveal(secret).fields["secret_value"] == OPENAI_KEY
 
 
 def test_the_export_is_jsonl_with_a_header_and_an_end_marker(full: Memlane,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.errors import InvalidInput, RecordNotFound
+from app.keys import HomeKeys
 from memory.db import Database
 from memory.events import Event, content_id
 from memory.keyword import KeywordIndex
@@ -52,8 +53,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
-def stores(db: Database) -> Stores:
-    return Stores(db)
+def stores(db: Database, keys: HomeKeys) -> Stores:
+    return Stores(db, keys)
 
 
 def logged(stores: Stores, *texts: str) -> list[Event]:
@@ -84,7 +85,7 @@ def test_record_round_trip_writes_history(db: Database, stores: Stores, store: s
     with db.transaction():
         added = stores.add(new_record(store, SAMPLES[store], (first.id,)), actor="rules")
 
-    got = stores.get(added.id)
+    got = stores.reveal(stores.get(added.id))
     assert (got.store, got.fields, got.source) == (store, SAMPLES[store], "chat")
     assert got.occurred_at == T0
     assert got.event_ids == (first.id,)
@@ -94,7 +95,7 @@ def test_record_round_trip_writes_history(db: Database, stores: Stores, store: s
     with db.transaction():
         stores.update(added.id, CHANGES[store], actor="user", event_ids=(second.id,))
     changed = {**SAMPLES[store], **CHANGES[store]}
-    after_update = stores.get(added.id)
+    after_update = stores.reveal(stores.get(added.id))
     assert after_update.fields == changed
     assert after_update.updated_at >= after_update.created_at
 
@@ -226,8 +227,9 @@ def test_core_block_set_and_history(db: Database, stores: Stores) -> None:
     assert history[1]["new_value"] == "- My name is Dana.\n- I love hiking."
 
 
-def test_core_block_over_its_limit_keeps_the_newest_lines(db: Database) -> None:
-    stores = Stores(db, core_limit=60)
+def test_core_block_over_its_limit_keeps_the_newest_lines(db: Database, keys: HomeKeys
+                                                           ) -> None:
+    stores = Stores(db, keys, core_limit=60)
     lines = [f"- fact number {i:02d} about Dana" for i in range(10)]  # 26 chars each
     with db.transaction():
         stores.set_core("human", "\n".join(lines), actor="rules")
@@ -236,8 +238,8 @@ def test_core_block_over_its_limit_keeps_the_newest_lines(db: Database) -> None:
     assert kept == "\n".join(lines[-2:])  # whole lines, the newest ones
 
 
-def test_an_oversize_line_does_not_empty_the_core_block(db: Database) -> None:
-    stores = Stores(db, core_limit=60)
+def test_an_oversize_line_does_not_empty_the_core_block(db: Database, keys: HomeKeys) -> None:
+    stores = Stores(db, keys, core_limit=60)
     with db.transaction():
         stores.set_core("human", "- My name is Dana.", actor="rules")
         stores.set_core("human", "- My name is Dana.\n- I love " + "very " * 20 + "long walks.",

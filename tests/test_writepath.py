@@ -166,7 +166,7 @@ def test_small_talk_is_only_an_episode(memlane: Memlane) -> None:
 def test_a_secret_goes_to_the_vault(memlane: Memlane) -> None:
     memlane.ingest([event(f"my openai key is {OPENAI_KEY}")])
     [entry] = memlane.stores.list("vault")
-    assert entry.fields["secret_value"] == OPENAI_KEY
+    assert memlane.stores.reveal(entry).fields["secret_value"] == OPENAI_KEY
     assert (entry.fields["entry_type"], entry.fields["sensitivity"]) == ("api_key", "high")
     assert OPENAI_KEY not in entry.fields["caption"]
     assert "openai" in entry.fields["caption"].lower()
@@ -327,5 +327,6 @@ def test_what_the_users_rules_match_is_stored_nowhere(tmp_path: Path,
     for needle in ("Falcon", "falcon", "FALCON"):
         assert tables_holding(memlane.db, needle) == {}
         assert files_holding(memlane.settings.home, needle) == []
-    assert [v.fields["secret_value"] for v in memlane.stores.list("vault")] == [OPENAI_KEY]
+    assert [memlane.stores.reveal(v).fields["secret_value"]
+            for v in memlane.stores.list("vault")] == [OPENAI_KEY]
     assert memlane.retriever.search("launch on Friday", 3).hits  # the rest is remembered

@@ -18,7 +18,7 @@ from memory.records import masked
 HELP = """Ask anything about your past; answers cite the memories they use.
   /search TEXT   show the memories a search finds, with their ids
   /open ID       show a memory whole (vault secrets stay hidden)
-  /forget ID     delete a memory (its history is kept)
+  /forget ID     forget a memory everywhere (an episode takes its event)
   /model [NAME]  show the model, or switch to another packaged one
   /pause         stop or resume writing this chat into memory
   /help          this text

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from app.errors import MemlaneError
+from app.errors import Locked, MemlaneError
 from memory.records import MASK, STORES, masked
 from memory.writepath import undated
 from ui.dashboard.shared import (
@@ -63,6 +63,13 @@ def show_record(record_id: str) -> None:
     st.subheader(f"{STORE_LABELS[record.store]} memory")
     st.caption(f"{when(record.occurred_at)} · {record.source} · id {record.id}")
     reveal = record.store == "vault" and st.toggle("Reveal the secret", key="reveal")
+    if reveal:
+        try:
+            with memory() as memlane:
+                record = memlane.stores.reveal(record)
+        except Locked as locked:
+            st.warning(f"{locked}.")
+            reveal = False
     shown = masked(record, reveal)
     with st.form(f"edit-{record.id}"):
         values = {name: st.text_area(name.replace("_", " ").capitalize(),
@@ -107,7 +114,7 @@ def show_record(record_id: str) -> None:
         with memory() as memlane:
             memlane.forget(record.id)
         st.session_state.pop("open_record", None)
-        st.toast("Deleted. Its history keeps the old value.")
+        st.toast("Forgotten: gone from every store, index and cache.")
         st.rerun()
 
     left, right = st.columns(2)
@@ -128,6 +135,9 @@ def screenshot(frame_id: str) -> None:
             frame = frames.get(frame_id)
             shown = frames.picture_of(frame)
             picture = frames.image(shown.id) if shown else None
+    except Locked as locked:
+        st.caption(f"🔒 {locked}.")
+        return
     except (InvalidInput, OSError):
         shown = picture = None
     if shown is None or picture is None:

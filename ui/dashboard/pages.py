@@ -10,7 +10,7 @@ from datetime import date
 import streamlit as st
 
 from app import queries
-from app.errors import MemlaneError
+from app.errors import Locked, MemlaneError
 from memory.records import masked
 from memory.writepath import undated
 from ui.dashboard.memories import memories
@@ -101,8 +101,9 @@ def timeline() -> None:
             st.session_state["timeline-day"] = date.fromisoformat(chosen[0]["day"])
         st.caption("Activity in the 60 days up to your newest memory; click a day to open it.")
     day = st.date_input("Day", value=latest, key="timeline-day")
+    frames = opened().frames
     with memory() as memlane:
-        episodes = queries.day_episodes(memlane, opened().frames, day)
+        episodes = queries.day_episodes(memlane, frames, day)
     if not episodes:
         st.info(f"Nothing remembered on {day:%A %d %B %Y}.")
         return
@@ -112,7 +113,12 @@ def timeline() -> None:
         with st.container(border=True):
             picture, words = st.columns([1, 4]) if episode.thumbnail else (None, st.container())
             if picture is not None and episode.thumbnail:
-                picture.image(str(settings().home / episode.thumbnail.thumb))
+                try:
+                    picture.image(frames.thumbnail_bytes(episode.thumbnail))
+                except Locked:
+                    picture.caption("🔒 screenshot locked")
+                except OSError:
+                    picture.caption("screenshot deleted")
             words.markdown(f"**{record.occurred_at.astimezone():%H:%M}** · "
                            f"{episode.app or record.source}")
             words.write(snippet(undated(record.search_text), 300))

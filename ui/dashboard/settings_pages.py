@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import streamlit as st
 
-from app.errors import MemlaneError
+from app.errors import InvalidInput, MemlaneError
 from ui.dashboard.shared import (
     capture_switch,
     memory,
@@ -75,6 +76,49 @@ def capture() -> None:
         else:
             reopen()
             st.success("Saved. Capture uses the new settings when it next starts.")
+    st.divider()
+    encryption()
+
+
+def encryption() -> None:
+    """Lock and unlock, as `memlane lock|unlock` do."""
+    st.subheader("Encryption")
+    with memory() as memlane:
+        keys = memlane.keys
+    st.caption("Vault secrets and screenshots are encrypted; the key is kept outside the "
+               f"data folder, in {keys.store.name}. Locked, they stay shut while capture "
+               "and search go on.")
+    if keys.locked:
+        st.warning("🔒 Locked: secrets and screenshots cannot be opened.")
+        with st.form("unlock"):
+            passphrase = st.text_input("Passphrase", type="password", key="unlock-passphrase")
+            if st.form_submit_button("Unlock"):
+                act(lambda: keys.unlock(passphrase))
+        return
+    with st.form("lock"):
+        if not keys.has_passphrase:
+            st.caption("Choose a passphrase to lock with. It is stored nowhere: without it "
+                       "a locked memory's secrets and screenshots cannot be opened again.")
+            chosen = st.text_input("New passphrase", type="password", key="lock-passphrase")
+            again = st.text_input("The same again", type="password", key="lock-again")
+        if st.form_submit_button("Lock"):
+            def lock() -> None:
+                if not keys.has_passphrase:
+                    if chosen != again:
+                        raise InvalidInput("the two passphrases differ")
+                    keys.set_passphrase(chosen)
+                keys.lock()
+            act(lock)
+
+
+def act(work: Callable[[], None]) -> None:
+    """Do it and show the page again in its new state, or say why not."""
+    try:
+        work()
+    except MemlaneError as bad:
+        st.error(str(bad))
+    else:
+        st.rerun()
 
 
 # -- Model ------------------------------------------------------------------------------------
