@@ -80,6 +80,26 @@ def writer(conversation: Path, acks: Path, run: int, turns: int | None) -> None:
     memlane.close()
 
 
+def lost_events(memlane: Any, wanted: set[str], final: bool) -> list[str]:
+    """The acknowledged events not in memory, and the committed frames whose text never
+    reached it (`final`: capture has stopped as a user's logout stops it, so by now every
+    frame's text should be in memory)."""
+    stored = {row[0] for row in memlane.db.execute("SELECT id FROM events")}
+    frames = memlane.db.execute(
+        "SELECT id FROM frames WHERE flushed = 1 AND event_id IS NOT NULL AND event_id "
+        "NOT IN (SELECT id FROM events)").fetchall()
+    if final:
+        frames += memlane.db.execute("SELECT id FROM frames WHERE flushed = 0").fetchall()
+    return sorted(wanted - stored) + [row[0] for row in frames]
+
+
+def duplicate_events(memlane: Any) -> list[str]:
+    """Events stored more than once (more than one raw episode each)."""
+    return [row[0] for row in memlane.db.execute(
+        "SELECT p.event_id FROM provenance p JOIN episodic e ON e.id = p.record_id "
+        "GROUP BY p.event_id HAVING count(*) > 1")]
+
+
 class Harness:
     """The children, the checks, and the tallies over one memory home."""
 
@@ -180,19 +200,11 @@ class Harness:
         wanted = {line for line in acked if line != IMPORT_DONE}
         if IMPORT_DONE in acked or final:
             wanted |= self.expected
-        stored = {row[0] for row in memlane.db.execute("SELECT id FROM events")}
-        frames = memlane.db.execute(
-            "SELECT id FROM frames WHERE flushed = 1 AND event_id IS NOT NULL AND event_id "
-            "NOT IN (SELECT id FROM events)").fetchall()
-        if final:  # capture has run again: every frame's text is in memory by now
-            frames += memlane.db.execute("SELECT id FROM frames WHERE flushed = 0").fetchall()
-        return sorted(wanted - stored) + [row[0] for row in frames]
+        return lost_events(memlane, wanted, final)
 
     @staticmethod
     def _duplicates(memlane: Any) -> list[str]:
-        return [row[0] for row in memlane.db.execute(
-            "SELECT p.event_id FROM provenance p JOIN episodic e ON e.id = p.record_id "
-            "GROUP BY p.event_id HAVING count(*) > 1")]
+        return duplicate_events(memlane)
 
     def counts(self) -> dict[str, int]:
         from app.container import Memlane
