@@ -224,6 +224,22 @@ def test_the_privacy_page_locks_and_unlocks_the_vault(imported: Memlane) -> None
     assert not imported.keys.locked
 
 
+def test_the_privacy_page_forgets_a_whole_source_after_asking(imported: Memlane) -> None:
+    [source] = [row[0] for row in imported.db.execute("SELECT DISTINCT source FROM events")]
+    before = imported.stores.counts()["events"]
+    app = page("capture")
+    app.selectbox(key="forget-source").set_value(source)
+    next(b for b in app.button if b.label == "See what it covers").click().run()
+    assert f"Everything from {source}: {before} events" in shown(app)
+    assert imported.stores.counts()["events"] == before  # nothing yet
+
+    app.button(key="forget-go").click().run()
+    app.button(key="yes-forget-go").click().run()
+    assert f"Forgot {before} events" in shown(app)
+    assert imported.stores.counts()["events"] == 0
+    assert not imported.retriever.search("Caroline", 5).hits
+
+
 def test_model_page_lists_the_models_and_the_budget_status(imported: Memlane) -> None:
     app = page("model")
     table = app.dataframe[0].value

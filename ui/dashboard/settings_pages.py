@@ -12,7 +12,9 @@ import streamlit as st
 from app.errors import InvalidInput, MemlaneError
 from ui.dashboard.shared import (
     capture_switch,
+    confirmable,
     memory,
+    opened,
     reopen,
     settings,
 )
@@ -78,6 +80,8 @@ def capture() -> None:
             st.success("Saved. Capture uses the new settings when it next starts.")
     st.divider()
     encryption()
+    st.divider()
+    forgetting()
 
 
 def encryption() -> None:
@@ -109,6 +113,58 @@ def encryption() -> None:
                     keys.set_passphrase(chosen)
                 keys.lock()
             act(lock)
+
+
+def forgetting() -> None:
+    """Forget a time range, an app's captures or a whole source, as `memlane forget` does:
+    first what it covers, then once more before it goes."""
+    from app import queries
+    from app.forget import Scope, select
+    from app.forget import forget as forget_scope
+    from app.queries import day_span
+
+    st.subheader("Forget")
+    with memory() as memlane:
+        apps, sources = queries.screen_apps(memlane), queries.sources(memlane)
+    with st.form("forget"):
+        st.caption("Out of every memory, index and cache, the screenshots and the files' "
+                   "free space. Leave a field empty to not narrow by it.")
+        left, right = st.columns(2)
+        since = left.date_input("From (included)", None, key="forget-from")
+        until = right.date_input("To (included)", None, key="forget-to")
+        app_name = left.selectbox("An app's captures", [""] + apps, key="forget-app")
+        source = right.selectbox("Everything from a source", [""] + sources,
+                                 key="forget-source")
+        asked = st.form_submit_button("See what it covers")
+    if asked:
+        st.session_state["forget-scope"] = Scope(
+            start=day_span(since)[0] if since else None,
+            end=day_span(until)[1] if until else None,
+            app=app_name or None, source=source or None)
+    scope = st.session_state.get("forget-scope")
+    if scope is None:
+        return
+    try:
+        with memory() as memlane:
+            selection = select(memlane, opened().frames, scope)
+    except MemlaneError as bad:
+        st.error(str(bad))
+        return
+    if selection.empty:
+        st.info(f"Nothing to forget: {scope} holds no memory.")
+        return
+    said = str(scope)
+    st.write(f"{said[:1].upper()}{said[1:]}: {len(selection.events)} events, "
+             f"{len(selection.records)} memories, {len(selection.frames)} screenshots.")
+
+    def go() -> None:
+        with memory() as memlane:
+            done = forget_scope(memlane, opened().frames, scope)
+        st.session_state.pop("forget-scope", None)
+        st.success(f"Forgot {done.events} events, {done.memories} memories and "
+                   f"{done.frames} screenshots.")
+
+    confirmable("forget-go", "Forget it for good", go)
 
 
 def act(work: Callable[[], None]) -> None:
