@@ -19,24 +19,28 @@ def event(text: str, actor: str = "user", when: datetime = T0, source: str = "ch
     return Event(source=source, occurred_at=when, actor=actor, text=text, metadata=metadata)
 
 
-def tables_holding(db: Database, needle: str, skip: tuple[str, ...] = ()) -> dict[str, int]:
+def tables_holding(db: Database, needle: str, skip: tuple[str, ...] = (),
+                   any_case: bool = False) -> dict[str, int]:
     """Every SQLite table (virtual and FTS shadow tables included) with a value containing
     `needle`, and how many of its rows do."""
+    fold = str.lower if any_case else str
     found: dict[str, int] = {}
     names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for name in names:
         if name in skip:
             continue
         for row in db.execute(f'SELECT * FROM "{name}"'):
-            if any(needle in _text(value) for value in row):
+            if any(fold(needle) in fold(_text(value)) for value in row):
                 found[name] = found.get(name, 0) + 1
     return found
 
 
-def files_holding(folder: Path, needle: str) -> list[Path]:
+def files_holding(folder: Path, needle: str, any_case: bool = False) -> list[Path]:
     """Files under `folder` whose bytes contain `needle` (UTF-8)."""
-    raw = needle.encode()
-    return [path for path in folder.rglob("*") if path.is_file() and raw in path.read_bytes()]
+    fold = bytes.lower if any_case else bytes
+    raw = fold(needle.encode())
+    return [path for path in folder.rglob("*")
+            if path.is_file() and raw in fold(path.read_bytes())]
 
 
 def _text(value: object) -> str:

@@ -34,7 +34,7 @@ from capture.shots import FrameStore
 from memory.chromafiles import blank_capacity
 from memory.db import Database
 from memory.records import STORES
-from tests.helpers import CONVERSATION, T0, event
+from tests.helpers import CONVERSATION, T0, event, files_holding, tables_holding
 
 MARK = "zorblax"
 """In every forgotten text (any case): nothing else in memory says it."""
@@ -57,28 +57,11 @@ TALK = {
 
 # -- where a word can hide --------------------------------------------------------------------
 def tables_with(db: Database, word: str) -> dict[str, int]:
-    """Every SQLite table (FTS5 shadow tables too) with a value holding the word in any
-    case, and how many rows do."""
-    needle = word.lower()
-    found: dict[str, int] = {}
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-        for row in db.execute(f'SELECT * FROM "{name}"'):
-            if any(needle in _text(value).lower() for value in row):
-                found[name] = found.get(name, 0) + 1
-    return found
+    return tables_holding(db, word, any_case=True)
 
 
-def files_with(folder: Path, word: str) -> list[str]:
-    """Files under the folder whose bytes hold the word, in any case."""
-    needle = word.lower().encode()
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                  if path.is_file() and needle in path.read_bytes().lower())
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="ignore")
-    return "" if value is None else str(value)
+def files_with(folder: Path, word: str) -> list[Path]:
+    return files_holding(folder, word, any_case=True)
 
 
 def keyword_terms(db: Database, word: str) -> list[str]:
