@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,6 +27,12 @@ log = logging.getLogger(__name__)
 COLLECTION = "memories"
 WRITING = "memlane-writing"
 """The mark `VectorIndex` keeps in Chroma's folder while Chroma writes."""
+WRITER = "memlane-writer.lock"
+"""Held (flock) by the one process writing Chroma at a time."""
+GENERATION = "memlane-generation"
+"""How many times any process has written Chroma: a process whose view is older loads
+Chroma again before it writes, or (at most every `REFRESH_SECONDS`) before it searches."""
+REFRESH_SECONDS = 10.0
 Progress = Callable[[int], None]
 T = TypeVar("T")
 
@@ -71,9 +80,12 @@ class VectorIndex:
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.client = chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
+        self._settings = ChromaSettings(anonymized_telemetry=False)
+        self._writer = threading.RLock()
+        self._held = 0
+        self._lock_file = (path / WRITER).open("a")
+        self._seen, self._loaded_at = self._generation(), time.monotonic()
+        self.client = chromadb.PersistentClient(path=str(path), settings=self._settings)
         self.collection = self._open()
         if torn:
             self.queue_all()
@@ -152,6 +164,7 @@ class VectorIndex:
     def search(self, vector: np.ndarray, n: int, filters: Filters | None = None
                ) -> list[tuple[str, float]]:
         """(record id, cosine similarity) pairs, best first."""
+        self._refresh()
         total = self.count()
         if total == 0:
             return []
@@ -191,16 +204,42 @@ class VectorIndex:
 
     def _use(self, call: Callable[[Any], T]) -> T:
         """Run a call on the collection. Another process may have made the collection again
-        (a forget or a reindex there): Chroma then says this one does not exist, and the
-        new one is taken up (the queue still holds what this process has to write)."""
-        from chromadb.errors import NotFoundError
+        (a forget or a reindex there): Chroma then says this one does not exist; or have
+        added vectors this process's copy of the index lacks while Chroma's shared metadata
+        names them: a filtered search then fails to find their ids. Either way Chroma is
+        loaded again, with every process's writes, and the call repeated once."""
+        from chromadb.errors import InternalError, NotFoundError
 
         try:
             return call(self.collection)
-        except NotFoundError:
-            log.info("the vector collection was made again by another process; reopening")
-            self.collection, self._count = self._open(), None
+        except (NotFoundError, InternalError) as stale:
+            if isinstance(stale, InternalError) and "finding id" not in str(stale):
+                raise
+            log.info("the vector index changed in another process; loading it again")
+            self._reload()
             return call(self.collection)
+
+    def _generation(self) -> int:
+        try:
+            return int((self.path / GENERATION).read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _reload(self) -> None:
+        """Load Chroma again from its folder: its index files and its log hold what every
+        process wrote (a process's own copy of the index only what it wrote itself)."""
+        import chromadb
+
+        self.client.close()
+        self.client = chromadb.PersistentClient(path=str(self.path), settings=self._settings)
+        self.collection, self._count = self._open(), None
+        self._seen, self._loaded_at = self._generation(), time.monotonic()
+
+    def _refresh(self) -> None:
+        """Before a search: take up other processes' writes, at most every few seconds."""
+        if time.monotonic() - self._loaded_at >= REFRESH_SECONDS and \
+                self._generation() != self._seen:
+            self._reload()
 
     def queue_all(self) -> None:
         """Queue every record for the vector index."""
@@ -210,13 +249,33 @@ class VectorIndex:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """Mark the index as being written while Chroma writes it. Chroma's own index
-        files are not written atomically: a process killed mid-write leaves them torn, and
-        the next write to them crashes the process. A mark left behind says so, and the
-        next start rebuilds the index from SQLite instead."""
-        replace_file(self.writing, b"")
-        yield
-        self.writing.unlink()
+        """One process writes Chroma at a time, on a view holding every process's writes.
+        Embedded Chroma keeps its index in each process's memory and saves it whole: a
+        process that wrote without first loading what others wrote since would save an
+        index without their vectors over theirs (the soak benchmark found it). So a writer
+        takes the lock, loads Chroma again if another process wrote since, writes, and
+        counts one more generation.
+
+        The index is also marked as being written while Chroma writes it. Chroma's own
+        index files are not written atomically: a process killed mid-write leaves them
+        torn, and the next write to them crashes the process. A mark left behind says so,
+        and the next start rebuilds the index from SQLite instead."""
+        with self._writer:
+            if self._held == 0:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                if self._generation() != self._seen:
+                    self._reload()
+            self._held += 1
+            try:
+                replace_file(self.writing, b"")
+                yield
+                self.writing.unlink(missing_ok=True)
+            finally:
+                self._held -= 1
+                if self._held == 0:
+                    self._seen = self._generation() + 1
+                    replace_file(self.path / GENERATION, str(self._seen))
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         blank_capacity(self.path, self._blanked)  # see memory/chromafiles.py
 
     def close(self) -> None:
@@ -224,6 +283,7 @@ class VectorIndex:
             self._worker.shutdown(wait=True)
             self._worker = None
         self.client.close()  # the last client of a folder lets go of its files
+        self._lock_file.close()
         blank_capacity(self.path, self._blanked)
 
     def count(self) -> int:
