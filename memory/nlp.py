@@ -87,7 +87,8 @@ class SpacyAnalyzer:
         todo = list(dict.fromkeys(t for t in cut if t not in self._recent))
         parsed = dict(zip(todo, self._load().pipe(todo, batch_size=self.batch_size),
                           strict=True))
-        found = {t: parsed.get(t) or self._recent[t] for t in cut}
+        # `in`, not `or`: the Doc of an empty text is falsy
+        found = {t: parsed[t] if t in parsed else self._recent[t] for t in cut}
         if len(parsed) >= len(cut) // 2:
             self._recent = parsed
         return [found[t] for t in cut]

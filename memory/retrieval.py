@@ -62,6 +62,8 @@ class Retriever:
                reference: datetime | None = None, graph: bool = True) -> SearchResult:
         """`graph=False` leaves the knowledge graph out (the plain hybrid search)."""
         filters = filters or Filters()
+        # bytes a terminal could not decode arrive as lone surrogates, which no index takes
+        query = query.encode("utf-8", "replace").decode()
         when = resolve_time(query, reference or datetime.now(UTC), anchor=self._anchor)
         text = when.text if when.range and when.text.strip() else query
         depth = max(self.depth, k * 3)

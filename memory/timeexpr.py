@@ -265,8 +265,17 @@ def _event_at(query: str, pos: int, ref: date, anchor: Anchor | None) -> _Locate
     for end in reversed(ends[1:]):
         moment = anchor(query[pos:end])
         if moment is not None:
-            return end, _days(as_utc(moment).date())
+            day = _day_of(moment)
+            return (end, day) if day else None
     return None
+
+
+def _day_of(moment: datetime) -> TimeRange | None:
+    """The day of an anchor event; None on the last day a datetime holds (no day follows)."""
+    try:
+        return _days(as_utc(moment).date())
+    except OverflowError:
+        return None
 
 
 def _open_range(op: str, target: TimeRange) -> TimeRange:
@@ -281,11 +290,14 @@ def _offset_range(found: re.Match[str], target: TimeRange) -> TimeRange | None:
     """N days (that day) or weeks (a 7-day window) before the target's start or after its end."""
     size = timedelta(days=1 if found["unit"].lower() == "day" else 7)
     count = _number(found["n"])
-    if found["dir"].lower() == "before":
-        start = target.start and target.start - count * size
-    else:
-        start = target.end and target.end + (count - 1) * size
-    return TimeRange(start, start + size) if start else None
+    try:
+        if found["dir"].lower() == "before":
+            start = target.start and target.start - count * size
+        else:
+            start = target.end and target.end + (count - 1) * size
+        return TimeRange(start, start + size) if start else None
+    except OverflowError:  # weeks before year 1 or after 9999
+        return None
 
 
 def _hits(query: str, ref: date, anchor: Anchor | None) -> Iterator[_Hit]:

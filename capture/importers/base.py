@@ -56,6 +56,8 @@ def load_json(path: Path) -> Any:
         raise failure(path, problem) from err
     except RecursionError as err:
         raise failure(path, "the JSON is nested too deeply to read") from err
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise failure(path, "the JSON holds a number too long to read") from err
 
 
 def read_prefix(path: Path, size: int = PREFIX_BYTES) -> str:
@@ -96,8 +98,8 @@ def leading_keys(prefix: str, *, in_list: bool = False) -> set[str]:
             if not prefix.startswith(",", position):
                 return keys
             position += 1
-    except ValueError:  # the prefix ends inside a value, or the JSON is broken there
-        return keys
+    except (ValueError, RecursionError):  # the prefix ends inside a value, or the JSON is
+        return keys                         # broken or nested too deeply there
 
 
 def _skip_space(text: str, position: int) -> int:
