@@ -247,7 +247,10 @@ class Soak:
                 events = read_path(Path(line[len("import "):]), DEFAULT_IMPORTERS, 2**31)
                 wanted |= {Redacted.of(event).event.id for event in events}
         with Memlane(Settings(home=self.home)) as memlane:
-            problems = [str(p) for p in examine(memlane, settle=0).problems]
+            try:
+                problems = [str(p) for p in examine(memlane, settle=0).problems]
+            except Exception as failed:  # a check that cannot run is a failure too
+                problems = [f"the check itself failed: {failed!r}"]
             lost, twice = lost_events(memlane, wanted, final=True), duplicate_events(memlane)
             counts = memlane.stores.counts()
             frames = memlane.db.execute("SELECT count(*) FROM frames").fetchone()[0]
