@@ -27,7 +27,8 @@ run: $(STAMP) $(MODELS_STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# About 2.5 hours on 2 cores, most of it the LoCoMo answers of the 1.5B model.
+# About 3.5 hours on 2 cores, most of it the LoCoMo answers of the 1.5B model and the
+# reliability runs (crash, soak, fuzz).
 bench: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m bench.locomo_retrieval --data ../shared/data/locomo --k 5 10 25 --json bench/results/locomo_retrieval.json
 	$(PY) -m bench.scale --records 100000 --queries 200 --json bench/results/scale.json
@@ -38,6 +39,8 @@ bench: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m bench.size_control --model qwen2.5-coder-0.5b --json bench/results/size_control.json
 	$(PY) -m bench.bitstack_choices --model qwen2.5-coder-0.5b --json bench/results/bitstack_choices.json
 	$(PY) -m bench.crash --kills 50 --json bench/results/crash.json
+	$(PY) -m bench.soak --minutes 30 --json bench/results/soak.json
+	$(PY) -m bench.fuzz --cases 10000 --json bench/results/fuzz.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app memory capture inference ui bench tests
