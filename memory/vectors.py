@@ -33,6 +33,7 @@ GENERATION = "memlane-generation"
 """How many times any process has written Chroma: a process whose view is older loads
 Chroma again before it writes, or (at most every `REFRESH_SECONDS`) before it searches."""
 REFRESH_SECONDS = 10.0
+RETRIES = 3
 Progress = Callable[[int], None]
 T = TypeVar("T")
 
@@ -207,17 +208,19 @@ class VectorIndex:
         (a forget or a reindex there): Chroma then says this one does not exist; or have
         added vectors this process's copy of the index lacks while Chroma's shared metadata
         names them: a filtered search then fails to find their ids. Either way Chroma is
-        loaded again, with every process's writes, and the call repeated once."""
+        loaded again, with every process's writes, and the call repeated (another process
+        may write again meanwhile: the 30-minute soak saw one search in 1,696 fail twice)."""
         from chromadb.errors import InternalError, NotFoundError
 
-        try:
-            return call(self.collection)
-        except (NotFoundError, InternalError) as stale:
-            if isinstance(stale, InternalError) and "finding id" not in str(stale):
-                raise
-            log.info("the vector index changed in another process; loading it again")
-            self._reload()
-            return call(self.collection)
+        for _ in range(RETRIES):
+            try:
+                return call(self.collection)
+            except (NotFoundError, InternalError) as stale:
+                if isinstance(stale, InternalError) and "finding id" not in str(stale):
+                    raise
+                log.info("the vector index changed in another process; loading it again")
+                self._reload()
+        return call(self.collection)
 
     def _generation(self) -> int:
         try:
