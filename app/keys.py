@@ -74,12 +74,13 @@ class KeyFolder:
     def put(self, item: str, value: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._path(item)
-        fd = os.open(path.with_suffix(".partial"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        partial = path.with_name(path.name + ".partial")  # names hold dots: "<id>.private"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(value)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(path.with_suffix(".partial"), path)
+        os.replace(partial, path)
 
     def remove(self, item: str) -> None:
         self._path(item).unlink(missing_ok=True)
