@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +20,7 @@ from memory.embed import Embedder, MiniLMEmbedder
 from memory.events import Event
 from memory.extract import Extractor, SpacyExtractor
 from memory.graph import GraphIndex
+from memory.heap import release, tune
 from memory.keyword import KeywordIndex
 from memory.managers import RuleMetaManager, rule_managers
 from memory.nlp import Analyzer, SpacyAnalyzer
@@ -36,20 +34,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 LARGE_IMPORT = 500
 """Events after which the heap an import freed is handed back to the system."""
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-
-
-def release_free_heap() -> None:
-    """glibc keeps the memory a large import freed (parses, embedding batches) for reuse;
-    hand it back, since Memlane then mostly sits waiting. A no-op without glibc."""
-    trim = _malloc_trim()
-    if trim:
-        trim(0)
 
 
 def load_model(settings: Settings, name: str) -> LlamaModel:
@@ -90,6 +74,7 @@ class Memlane:
 
     def __init__(self, settings: Settings, parts: Parts | None = None) -> None:
         quiet_third_parties()
+        tune()
         parts = parts or Parts()
         settings.home.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -126,7 +111,7 @@ class Memlane:
         report = (writepath or self.writepath).ingest(events, progress)
         self.sync(index_progress)
         if report.events >= LARGE_IMPORT:
-            release_free_heap()
+            release()
         return report
 
     def remember(self, events: Sequence[Event]) -> IngestReport:

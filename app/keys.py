@@ -29,6 +29,7 @@ from memory.stores import SECRET
 
 if TYPE_CHECKING:
     from app.container import Memlane
+    from memory.records import Record
 
 log = logging.getLogger(__name__)
 KEYS_FILE = "keys.json"
@@ -267,16 +268,22 @@ def seal_existing(memlane: Memlane) -> None:
     from capture.shots import FrameStore
 
     stores = memlane.stores
-    with memlane.db.transaction():
-        for record in list(stores.iter_all("vault")):
-            value = record.fields.get(SECRET, "")
-            if value.startswith(TEXT_PREFIX):
-                continue
-            stores.delete(record.id, actor="sealing")
-            stores.add(replace(record, id=stores.vault_id(record.fields["entry_type"], value)),
-                       actor="sealing")
+
+    def plain() -> list[Record]:
+        return [record for record in stores.iter_all("vault")
+                if not record.fields.get(SECRET, "").startswith(TEXT_PREFIX)]
+
+    unsealed = bool(plain())  # a write lock only when there is something to seal: every
+    if unsealed:              # process opening a new home at once comes here
+        with memlane.db.transaction():
+            for record in plain():
+                value = record.fields.get(SECRET, "")
+                stores.delete(record.id, actor="sealing")
+                stores.add(replace(record, id=stores.vault_id(record.fields["entry_type"],
+                                                              value)), actor="sealing")
     sealed = FrameStore(memlane.db, memlane.settings.home, memlane.keys).seal_existing()
-    memlane.db.erase_freed()
+    if unsealed or sealed:
+        memlane.db.erase_freed()
     memlane.keys.mark_sealed()
     if sealed:
         log.info("sealed %d picture files stored before encryption at rest", sealed)

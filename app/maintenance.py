@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.container import LARGE_IMPORT, Memlane, Progress, release_free_heap
+from app.container import LARGE_IMPORT, Memlane, Progress
 from app.errors import InvalidInput
 from capture.importers import read_path
 from memory.db import utcnow
+from memory.heap import release
 from memory.nlp import similarity
 from memory.records import STORES, Record
 from memory.stores import SECRET, Stores
@@ -52,7 +53,7 @@ def import_path(memlane: Memlane, path: Path, progress: ProgressFactory = _no_pr
     memlane.vectors.sync(progress("Indexing", memlane.vectors.pending()))
     memlane.graph.sync(progress("Linking the graph", memlane.graph.pending()))
     if len(events) >= LARGE_IMPORT:  # as `Memlane.ingest` does; the soak saw the heap stay
-        release_free_heap()
+        release()
     return ImportSummary(path, len(events), report)
 
 

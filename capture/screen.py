@@ -27,6 +27,7 @@ from capture.ocr import OCR, Line, read_regions
 from capture.privacy import Exclusions, PauseSwitch, black_out, redact
 from capture.shots import Frame, FrameStore
 from memory.events import Event
+from memory.heap import release
 
 log = logging.getLogger(__name__)
 SCREEN = "screen"
@@ -293,6 +294,7 @@ class ScreenCapture:
         if episodes:
             self.stats.flush_ms = [*self.stats.flush_ms[-199:],
                                    (time.perf_counter() - started) * 1000]
+            release()  # the pictures, OCR and parses since the last flush
         return len(episodes)
 
     def run(self, work: Callable[[], Any]) -> Any:

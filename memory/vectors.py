@@ -20,6 +20,7 @@ from app.files import replace_file
 from memory.chromafiles import blank_capacity, drop_orphans, vacuum
 from memory.db import Database
 from memory.embed import Embedder
+from memory.heap import release
 from memory.records import STORES, Filters, Record, source_kind
 from memory.stores import Stores
 
@@ -237,6 +238,7 @@ class VectorIndex:
         self.client = chromadb.PersistentClient(path=str(self.path), settings=self._settings)
         self.collection, self._count = self._open(), None
         self._seen, self._loaded_at = self._generation(), time.monotonic()
+        release()  # the index just let go of: a reader reloads every few seconds
 
     def _refresh(self) -> None:
         """Before a search: take up other processes' writes, at most every few seconds."""

@@ -201,8 +201,11 @@ class WritePath:
         report = IngestReport()
         with contextlib.nullcontext() if in_parts else self.db.transaction():
             for chunk in self._new(events, report, progress):
+                # parsed before the write lock is taken: capture and chat in other
+                # processes wait only for the writes, not for spaCy
+                analyses = self.analyzer.analyze([e.event.text for e in chunk])
                 with self.db.transaction():
-                    self._write(chunk, report, progress)
+                    self._write(chunk, analyses, report, progress)
         return report
 
     def _new(self, events: Iterable[Event], report: IngestReport,
@@ -225,9 +228,8 @@ class WritePath:
         if chunk:
             yield chunk
 
-    def _write(self, events: list[Redacted], report: IngestReport,
+    def _write(self, events: list[Redacted], analyses: list[Analysis], report: IngestReport,
                progress: Callable[[int], None] | None) -> None:
-        analyses = self.analyzer.analyze([e.event.text for e in events])
         prepared = [Prepared(e.event, e.found, analysis)
                     for e, analysis in zip(events, analyses, strict=True)]
         for start in range(0, len(prepared), self.batch_size):
