@@ -31,7 +31,9 @@ class Database:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=10000")
+        # another process's write (an import's part, a capture flush) is waited for, not
+        # failed: on a slow, busy machine a part can hold the lock for many seconds
+        self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left
         migrate(self.conn)
         self._depth = 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +185,28 @@ def test_what_was_stored_before_sealing_is_sealed_on_the_next_open(
     assert np.array_equal(frame_store(reopened).image("frame-old"), picture)
     reopened.close()
     assert files_holding(home, OPENAI_KEY) == []  # nor in freed pages or the log
+
+
+def test_a_new_home_opens_while_another_process_is_writing(
+        tmp_path: Path, make_memlane: MakeMemlane) -> None:
+    """The service, the dashboard and chat start together on a new home: one that finds
+    nothing to seal does not wait for the write lock another process holds."""
+    home = tmp_path / "home"
+    first = make_memlane(home)
+    first.close()
+    keys_file = home / KEYS_FILE  # as a process sees it before the first one marked it
+    keys_file.write_text(json.dumps({**json.loads(keys_file.read_text()),
+                                     "sealed_existing": False}))
+    writing = sqlite3.connect(first.settings.db_path, isolation_level=None)
+    writing.execute("BEGIN IMMEDIATE")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(make_memlane, home)
+            opened = opening.result(timeout=30)  # the old code waited for the lock
+    finally:
+        writing.execute("ROLLBACK")
+        writing.close()
+    assert opened.keys.record["sealed_existing"]
 
 
 def test_an_export_holds_the_secret_opened_and_a_restore_seals_it_again(

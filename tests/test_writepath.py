@@ -4,6 +4,7 @@ facts, and an episodic record for every event."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from app.container import Memlane
 from capture.importers import read_path
 from memory.events import Event
+from memory.nlp import Analysis, SpacyAnalyzer
 from memory.records import STORES
 from memory.writepath import ANALYZE_CHUNK
 from tests.conftest import MakeMemlane
@@ -98,6 +100,31 @@ def test_in_parts_a_crash_keeps_the_parts_written_and_a_rerun_finishes_once(
     assert (again.events, again.duplicates) == (30, ANALYZE_CHUNK)
     assert memlane.stores.counts()["events"] == memlane.stores.counts()["episodic"] == \
         len(events)
+
+
+def test_in_parts_other_processes_write_while_an_import_is_parsed(
+        memlane: Memlane, analyzer: SpacyAnalyzer) -> None:
+    """spaCy runs outside the write lock: capture and chat in other processes wait only for
+    an import's writes. Another connection, which will not wait at all, writes from inside
+    each parse."""
+    other = sqlite3.connect(memlane.settings.db_path, timeout=0, isolation_level=None)
+    written: list[int] = []
+
+    class Writing:
+        def analyze(self, texts: list[str]) -> list[Analysis]:
+            other.execute("BEGIN IMMEDIATE")  # 'database is locked' if the import holds it
+            other.execute("INSERT INTO imports VALUES (?, 1, '2026-01-01', NULL)",
+                          (f"other-{len(written)}",))
+            other.execute("COMMIT")
+            written.append(len(texts))
+            return analyzer.analyze(texts)
+
+    memlane.writepath.analyzer = Writing()
+    report = memlane.writepath.ingest(chat(ANALYZE_CHUNK + 30), in_parts=True)
+    assert report.events == ANALYZE_CHUNK + 30
+    assert written == [ANALYZE_CHUNK, 30]
+    assert memlane.db.execute("SELECT count(*) FROM imports").fetchone()[0] == 2
+    other.close()
 
 
 def test_small_batches_store_every_event(tmp_path: Path, make_memlane: MakeMemlane) -> None:
