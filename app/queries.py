@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from memory.records import Filters, Record
+from memory.records import Filters, Record, source_kind
 from memory.retrieval import Hit
 
 if TYPE_CHECKING:
@@ -46,15 +46,36 @@ def day_episodes(memlane: Memlane, frames: FrameStore, day: date, limit: int = 5
     since, until = day_span(day, zone)
     records = memlane.stores.list("episodic", limit, since=since, until=until,
                                   oldest_first=True)
-    metadata = memlane.stores.event_metadata(e for r in records for e in r.event_ids)
+    apps = episode_apps(memlane, records)
     episodes = []
     for record in records:
-        meta = next((metadata[e] for e in record.event_ids if e in metadata), {})
         frame = frames.for_event(record.event_ids[0]) if record.source == "screen" and \
             record.event_ids else None
-        episodes.append(Episode(record, str(meta.get("app", "")), frame,
+        episodes.append(Episode(record, apps[record.id], frame,
                                 frames.thumbnail_of(frame) if frame else None))
     return episodes
+
+
+def episode_apps(memlane: Memlane, records: list[Record]) -> dict[str, str]:
+    """Record id → the application its first event happened in ("" for none)."""
+    metadata = memlane.stores.event_metadata(e for r in records for e in r.event_ids)
+    return {record.id: str(next((metadata[e] for e in record.event_ids if e in metadata),
+                                {}).get("app", "")) for record in records}
+
+
+def recent_episodes(memlane: Memlane, n: int, source: str | None = None
+                    ) -> list[tuple[Record, str]]:
+    """The `n` newest episodes with their app, optionally of one source or source kind."""
+    found: list[Record] = []
+    offset, page = 0, max(n, 50)
+    while len(found) < n:
+        records = memlane.stores.list("episodic", page, offset)
+        if not records:
+            break
+        offset += len(records)
+        found += [r for r in records if not source or source in (r.source, source_kind(r.source))]
+    apps = episode_apps(memlane, found[:n])
+    return [(record, apps[record.id]) for record in found[:n]]
 
 
 def activity(memlane: Memlane, days: int = 30, until: date | None = None,

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     frames_max_mb: float = Field(2000.0, gt=0)
     """Stored frames past this total size are deleted oldest first (and past the age)."""
 
+    mcp_writes: bool = False
+    """Whether other assistants may add notes through `memlane mcp` (read-only when off)."""
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

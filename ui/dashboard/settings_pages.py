@@ -61,6 +61,11 @@ def capture() -> None:
                                key="frames-days")
         size = st.number_input("At most (MB)", 10.0, 1e6, float(current.frames_max_mb),
                                key="frames-mb")
+        st.subheader("Other assistants")
+        st.caption("Assistants you run on this computer can search your memories and ask "
+                   "questions through `memlane mcp`; secrets are never shown to them.")
+        mcp_writes = st.checkbox("Let them add notes to your memory", current.mcp_writes,
+                                 key="mcp-writes")
         saved = st.form_submit_button("Save", type="primary")
     if saved:
         try:
@@ -71,8 +76,7 @@ def capture() -> None:
                                             if t.strip()],
                 "redact_patterns": [r.strip() for r in rules.splitlines() if r.strip()],
                 "capture_vault_secrets": vault, "capture_picture_seconds": every,
-                "frames_keep_days": days,
-                "frames_max_mb": size})
+                "frames_keep_days": days, "frames_max_mb": size, "mcp_writes": mcp_writes})
         except MemlaneError as bad:
             st.error(str(bad))
         else:
