@@ -10,8 +10,10 @@ MODELS_STAMP := $(VENV)/.memlane-models
 RUN_MODELS := qwen2.5-coder-1.5b qwen2.5-coder-0.5b
 # Debian packages Memlane needs at run or test time: a virtual X display for the capture
 # tests and benchmark; tesseract, the OCR fallback; Chromium for the dashboard's browser
-# test; and the libraries Qt (the desktop app) loads, offscreen and on X11.
-APT_PACKAGES := xvfb tesseract-ocr tesseract-ocr-eng chromium \
+# test; systemd-analyze and desktop-file-validate, which check packaging/'s unit and
+# launchers (a minimal Debian 12 image has no systemd); and the libraries Qt (the desktop
+# app) loads, offscreen and on X11.
+APT_PACKAGES := xvfb tesseract-ocr tesseract-ocr-eng chromium systemd desktop-file-utils \
 	libegl1 libgl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0 \
 	libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xkb1

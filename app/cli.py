@@ -540,6 +540,18 @@ def start(port: Annotated[int, typer.Option(help="The dashboard's port on 127.0.
 
 
 @app.command()
+def service(port: Annotated[int, typer.Option(help="The dashboard's port on 127.0.0.1")] = 8501,
+            ) -> None:
+    """Run screen capture, its scheduled jobs and the dashboard in the foreground until
+    SIGTERM or Ctrl-C, which stop both: what the systemd user unit runs
+    (packaging/install.sh). Without a display the dashboard still runs and capture is
+    tried again every minute."""
+    from app.background import run_service
+
+    raise typer.Exit(run_service(Settings(), port))
+
+
+@app.command()
 def dashboard(port: Annotated[int, typer.Option(help="The port on 127.0.0.1")] = 8501) -> None:
     """Serve the browser dashboard on this computer only (127.0.0.1)."""
     from ui.dashboard.serve import serve

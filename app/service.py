@@ -208,33 +208,55 @@ class CaptureService:
             self.files.pid.unlink(missing_ok=True)
 
 
+def spawn_capture(settings: Settings, environ: Mapping[str, str] | None = None
+                  ) -> subprocess.Popen:
+    """Start `memlane capture run` as its own process, logging to the capture folder, and
+    return at once; the caller watches it. No usable display is a `CaptureUnavailable`
+    raised here, before anything starts."""
+    from capture.desktop import display_problem
+
+    environ = os.environ if environ is None else environ
+    problem = display_problem(environ)
+    if problem:
+        raise CaptureUnavailable(f"Screen capture is off: {problem}.")
+    files = ServiceFiles(settings.capture_dir)
+    settings.capture_dir.mkdir(parents=True, exist_ok=True)
+    files.status.unlink(missing_ok=True)
+    env = {**environ, "MEMLANE_HOME": str(settings.home), "COLUMNS": "1000"}
+    with capture_log(settings).open("ab") as log_out:
+        return subprocess.Popen([sys.executable, "-m", "app.cli", "capture", "run"],
+                                stdout=log_out, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def capture_log(settings: Settings) -> Path:
+    return settings.capture_dir / "service.log"
+
+
+def last_log_line(settings: Settings) -> str | None:
+    """The capture service's last words: why it stopped, when it did."""
+    try:
+        tail = capture_log(settings).read_text(errors="replace").strip().splitlines()[-1:]
+    except FileNotFoundError:
+        return None
+    return tail[0] if tail else None
+
+
 def start_background(settings: Settings, wait: float = 60.0) -> int:
     """Start the capture service as its own process unless it runs already; its pid.
     A service that cannot capture says why, in its log, and the error is raised here."""
-    from capture.desktop import display_problem
-
     files = ServiceFiles(settings.capture_dir)
     running = files.running_pid()
     if running:
         return running
-    problem = display_problem(os.environ)
-    if problem:
-        raise CaptureUnavailable(f"Screen capture is off: {problem}.")
-    settings.capture_dir.mkdir(parents=True, exist_ok=True)
-    files.status.unlink(missing_ok=True)
-    logfile = settings.capture_dir / "service.log"
-    env = {**os.environ, "MEMLANE_HOME": str(settings.home), "COLUMNS": "1000"}
-    with logfile.open("ab") as log_out:
-        child = subprocess.Popen([sys.executable, "-m", "app.cli", "capture", "run"],
-                                 stdout=log_out, stderr=subprocess.STDOUT, env=env,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    child = spawn_capture(settings)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if files.status.exists():
             return child.pid
         if child.poll() is not None:
-            tail = logfile.read_text(errors="replace").strip().splitlines()[-1:]
-            raise CaptureUnavailable(tail[0] if tail else "the capture service stopped")
+            raise CaptureUnavailable(last_log_line(settings) or
+                                     "the capture service stopped")
         time.sleep(0.2)
     return child.pid
 
