@@ -416,6 +416,27 @@ def chat() -> None:
         chat_loop(memlane, console, console.input)
 
 
+@app.command()
+def mcp(writes: Annotated[bool, typer.Option(
+        "--writes", help="Let the client add notes (else the `mcp_writes` setting decides)")
+        ] = False) -> None:
+    """Serve your memories to other local assistants over MCP on stdio (read-only unless
+    writes are on; secrets are never shown). Point the assistant's MCP settings at
+    `memlane mcp`."""
+    import logging
+
+    from app.container import Memlane
+    from app.mcp_server import protocol_stdout, serve
+
+    protocol_stdout()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings = Settings()
+    if writes:
+        settings = settings.model_copy(update={"mcp_writes": True})
+    with Memlane(settings) as memlane:
+        serve(memlane)
+
+
 @models_app.callback()
 def models(context: typer.Context) -> None:
     """Each packaged model with its size, status and whether it is the active one."""
