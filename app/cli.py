@@ -431,10 +431,38 @@ def mcp(writes: Annotated[bool, typer.Option(
     protocol_stdout()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = Settings()
-    if writes:
-        settings = settings.model_copy(update={"mcp_writes": True})
     with Memlane(settings) as memlane:
-        serve(memlane)
+        serve(memlane, writes or settings.mcp_writes)
+
+
+@app.command()
+def api(port: Annotated[int, typer.Option(help="The port on 127.0.0.1")] = 8502,
+        token: Annotated[bool, typer.Option("--token", help="Show the token and exit")] = False,
+        writes: Annotated[bool, typer.Option(
+            "--writes", help="Allow POST /v1/notes (else the `mcp_writes` setting decides)")
+            ] = False) -> None:
+    """Serve search, ask and recent episodes as JSON on 127.0.0.1 for your own scripts,
+    behind a token (read-only unless writes are on; secrets are never shown)."""
+    from app.api import api_token, make_server
+    from app.container import Memlane
+    from app.mcp_server import MemoryTools
+
+    settings = Settings()
+    secret = api_token(settings.key_dir)
+    if token:
+        console.print(secret, markup=False, highlight=False, soft_wrap=True)
+        return
+    with Memlane(settings) as memlane:
+        tools = MemoryTools(memlane, writes or settings.mcp_writes)
+        server = make_server(tools, secret, port)
+        console.print(f"Memlane's API: http://127.0.0.1:{server.server_address[1]}/v1/ "
+                      f"(token: `memlane api --token`; Ctrl-C stops it)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
 
 @models_app.callback()

@@ -198,8 +198,8 @@ def protocol_stdout() -> None:
     sys.stdout = os.fdopen(protocol, "w", encoding="utf-8", closefd=True)
 
 
-def serve(memlane: Memlane) -> None:
+def serve(memlane: Memlane, writes: bool) -> None:
     """Serve on stdio until the client closes it."""
-    tools = MemoryTools(memlane, memlane.settings.mcp_writes)
+    tools = MemoryTools(memlane, writes)
     log.info("MCP server on stdio (%s)", "writes on" if tools.writes else "read-only")
     build_server(tools).run("stdio")
