@@ -205,8 +205,22 @@ class WritePath:
                 # processes wait only for the writes, not for spaCy
                 analyses = self.analyzer.analyze([e.event.text for e in chunk])
                 with self.db.transaction():
-                    self._write(chunk, analyses, report, progress)
+                    self._write(*self._still_new(chunk, analyses, report, progress),
+                                report, progress)
         return report
+
+    def _still_new(self, chunk: list[Redacted], analyses: list[Analysis],
+                   report: IngestReport, progress: Callable[[int], None] | None
+                   ) -> tuple[list[Redacted], list[Analysis]]:
+        """The chunk without the events another process stored while it was parsed (the
+        same file imported twice at once): skipped as duplicates, never stored twice."""
+        kept = [(e, a) for e, a in zip(chunk, analyses, strict=True)
+                if not self.stores.has_event(e.event.id)]
+        if len(kept) < len(chunk):
+            report.duplicates += len(chunk) - len(kept)
+            if progress:
+                progress(len(chunk) - len(kept))
+        return [e for e, _ in kept], [a for _, a in kept]
 
     def _new(self, events: Iterable[Event], report: IngestReport,
              progress: Callable[[int], None] | None) -> Iterator[list[Redacted]]:

@@ -127,6 +127,30 @@ def test_in_parts_other_processes_write_while_an_import_is_parsed(
     other.close()
 
 
+def test_in_parts_events_another_process_stored_during_the_parse_are_skipped(
+        memlane: Memlane, analyzer: SpacyAnalyzer) -> None:
+    """The same file imported twice at once: what the other import stored while this one
+    parsed is a duplicate here, not a failed import nor a second copy."""
+    events = chat(40)
+    other = sqlite3.connect(memlane.settings.db_path, timeout=0, isolation_level=None)
+    taken = events[7]
+
+    class Racing:
+        def analyze(self, texts: list[str]) -> list[Analysis]:
+            other.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, '{}', ?)",
+                          (taken.id, taken.source, taken.occurred_at.isoformat(),
+                           taken.actor, taken.text, "2026-01-01T00:00:00+00:00"))
+            return analyzer.analyze(texts)
+
+    memlane.writepath.analyzer = Racing()
+    report = memlane.writepath.ingest(events, in_parts=True)
+    assert (report.events, report.duplicates) == (39, 1)
+    assert memlane.db.execute("SELECT count(*) FROM events WHERE id = ?",
+                              (taken.id,)).fetchone()[0] == 1
+    assert memlane.db.execute("SELECT count(*) FROM events").fetchone()[0] == 40
+    other.close()
+
+
 def test_small_batches_store_every_event(tmp_path: Path, make_memlane: MakeMemlane) -> None:
     memlane = make_memlane(tmp_path / "home", batch_size=3)
     done: list[int] = []
