@@ -117,9 +117,10 @@ class MemoryTools:
 
     def add_note(self, text: str, title: str = "") -> dict[str, Any]:
         if not self.writes:
-            raise InvalidInput("Memlane's MCP server is read-only: turn on writes with "
-                               "MEMLANE_MCP_WRITES=1 (or on the dashboard's Capture & privacy "
-                               "page) to add notes")
+            raise InvalidInput("Memlane is read-only to other programs: to let them add "
+                               "notes, tick 'Let them add notes' on the dashboard's Capture & "
+                               "privacy page, or set MEMLANE_MCP_WRITES=true, or start the "
+                               "server with --writes")
         text = text.strip()
         if not text:
             raise InvalidInput("the note is empty")

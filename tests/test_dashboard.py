@@ -191,11 +191,14 @@ def test_capture_settings_save_and_a_bad_pattern_changes_nothing(home: Path,
     app.text_area(key="capture-titles").input("(?i)bank")
     app.text_area(key="redact-rules").input("project falcon")
     app.number_input(key="picture-seconds").set_value(0.0)
+    assert app.checkbox(key="mcp-writes").value is False  # other assistants only read
+    app.checkbox(key="mcp-writes").check()
     next(b for b in app.button if b.label == "Save").click().run()
     assert "Saved" in shown(app)
     saved = Settings(home=home)
     assert saved.capture_interval == 10.0 and saved.capture_excluded_titles == ("(?i)bank",)
     assert saved.redact_patterns == ("project falcon",) and saved.capture_picture_seconds == 0
+    assert saved.mcp_writes
 
 
 def test_the_privacy_page_locks_and_unlocks_the_vault(imported: Memlane) -> None:
