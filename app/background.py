@@ -151,9 +151,11 @@ class Supervisor:
         try:
             while not self.stop.wait(POLL_SECONDS):
                 if self.dashboard.poll() is not None:
+                    from app.service import last_line
+
                     log.error("the dashboard stopped (exit %s): %s; its log: %s",
-                              self.dashboard.returncode, last_line(self.dashboard_log),
-                              self.dashboard_log)
+                              self.dashboard.returncode,
+                              last_line(self.dashboard_log) or "no output", self.dashboard_log)
                     return 1
                 self.watch_capture()
                 if not ready and dashboard_ready(self.port):
@@ -191,10 +193,10 @@ class Supervisor:
             self.failures + 1
         wait = min(CRASH_RETRY_SECONDS * 2 ** (self.failures - 1), MAX_RETRY_SECONDS)
         self.next_try = now + wait
-        from app.service import capture_log, last_log_line
+        from app.service import capture_log, last_line
 
         how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
-        said = last_log_line(self.settings)
+        said = last_line(capture_log(self.settings))
         self.say(f"screen capture ended ({how}{': ' + said if said else ''}; its log: "
                  f"{capture_log(self.settings)}); trying again in {wait:.0f} s",
                  logging.WARNING)
@@ -261,14 +263,6 @@ class Supervisor:
             time.sleep(0.2)
 
 
-def last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except FileNotFoundError:
-        return "no log"
-    return lines[-1] if lines else "no output"
-
-
 class JournalFormatter(logging.Formatter):
     """Lines the journal files under their level ("<4>" is a warning); a timestamp when
     the output is a terminal or a file instead."""
@@ -292,6 +286,8 @@ def run_service(settings: Settings, port: int) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JournalFormatter("JOURNAL_STREAM" in os.environ))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    from app.service import capture_log
+
     log.info("Memlane's service for %s: the dashboard on 127.0.0.1:%d, capture's log in %s",
-             settings.home, port, settings.capture_dir / "service.log")
+             settings.home, port, capture_log(settings))
     return Supervisor(settings, port).run()

@@ -425,14 +425,12 @@ def mcp(writes: Annotated[bool, typer.Option(
     `memlane mcp`."""
     import logging
 
-    from app.container import Memlane
     from app.mcp_server import protocol_stdout, serve
 
     protocol_stdout()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    settings = Settings()
-    with Memlane(settings) as memlane:
-        serve(memlane, writes or settings.mcp_writes)
+    with opened() as memlane:
+        serve(memlane, writes or memlane.settings.mcp_writes)
 
 
 @app.command()
@@ -444,16 +442,14 @@ def api(port: Annotated[int, typer.Option(help="The port on 127.0.0.1")] = 8502,
     """Serve search, ask and recent episodes as JSON on 127.0.0.1 for your own scripts,
     behind a token (read-only unless writes are on; secrets are never shown)."""
     from app.api import api_token, make_server
-    from app.container import Memlane
     from app.mcp_server import MemoryTools
 
-    settings = Settings()
-    secret = api_token(settings.key_dir)
+    secret = api_token(Settings().key_dir)
     if token:
         console.print(secret, markup=False, highlight=False, soft_wrap=True)
         return
-    with Memlane(settings) as memlane:
-        tools = MemoryTools(memlane, writes or settings.mcp_writes)
+    with opened() as memlane:
+        tools = MemoryTools(memlane, writes or memlane.settings.mcp_writes)
         server = make_server(tools, secret, port)
         console.print(f"Memlane's API: http://127.0.0.1:{server.server_address[1]}/v1/ "
                       f"(token: `memlane api --token`; Ctrl-C stops it)")

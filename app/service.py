@@ -233,10 +233,10 @@ def capture_log(settings: Settings) -> Path:
     return settings.capture_dir / "service.log"
 
 
-def last_log_line(settings: Settings) -> str | None:
-    """The capture service's last words: why it stopped, when it did."""
+def last_line(log_file: Path) -> str | None:
+    """A service's last words in its log: why it stopped, when it did."""
     try:
-        tail = capture_log(settings).read_text(errors="replace").strip().splitlines()[-1:]
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-1:]
     except FileNotFoundError:
         return None
     return tail[0] if tail else None
@@ -255,7 +255,7 @@ def start_background(settings: Settings, wait: float = 60.0) -> int:
         if files.status.exists():
             return child.pid
         if child.poll() is not None:
-            raise CaptureUnavailable(last_log_line(settings) or
+            raise CaptureUnavailable(last_line(capture_log(settings)) or
                                      "the capture service stopped")
         time.sleep(0.2)
     return child.pid
