@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +15,21 @@ from memory.migrations import migrate
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _write_ahead(conn: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch a database to WAL (kept in the file: later opens find it on). On a new file
+    the switch needs it alone, and SQLite answers "database is locked" at once rather than
+    waiting when processes starting together (capture and the dashboard) each try it."""
+    for _ in range(tries - 1):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as busy:
+            if "locked" not in str(busy):
+                raise
+            time.sleep(0.05)
+    conn.execute("PRAGMA journal_mode=WAL")
 
 
 class Database:
@@ -28,7 +44,7 @@ class Database:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        _write_ahead(self.conn)
         self.conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
         self.conn.execute("PRAGMA foreign_keys=ON")
         # another process's write (an import's part, a capture flush) is waited for, not

@@ -298,7 +298,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database lacks, each in its own transaction; return their names."""
+    """Apply the migrations this database lacks, each in its own transaction; return their
+    names. Each is checked again under the write lock: processes starting together on a new
+    memory (the capture service and the dashboard) would otherwise both apply it."""
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     applied = []
@@ -306,7 +308,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         with conn:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                continue  # another process applied it meanwhile
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(

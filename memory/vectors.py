@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 COLLECTION = "memories"
 WRITING = "memlane-writing"
 """The mark `VectorIndex` keeps in Chroma's folder while Chroma writes."""
-WRITER = "memlane-writer.lock"
-"""Held (flock) by the one process writing Chroma at a time."""
+LOCK_SUFFIX = ".lock"
+"""Beside Chroma's folder, `chroma.lock` is held (flock) by the one process opening or
+writing Chroma at a time. It lies outside the folder, which a rebuild deletes whole."""
 GENERATION = "memlane-generation"
 """How many times any process has written Chroma: a process whose view is older loads
 Chroma again before it writes, or (at most every `REFRESH_SECONDS`) before it searches."""
@@ -74,21 +75,28 @@ class VectorIndex:
         self._prefetched_ids: set[str] = set()
         self._count: int | None = None
         self._blanked: dict[Path, tuple[int, int]] = {}
-        self.writing = path / WRITING
-        torn = self.writing.exists()
-        if torn:  # killed inside a write: Chroma's index files may be half written
-            log.warning("the vector index was being written when Memlane stopped; "
-                        "rebuilding it from SQLite (embeddings come from their cache)")
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path, self.writing = path, path / WRITING
         self._settings = ChromaSettings(anonymized_telemetry=False)
         self._writer = threading.RLock()
         self._held = 0
-        self._lock_file = (path / WRITER).open("a")
-        self._seen, self._loaded_at = self._generation(), time.monotonic()
-        self.client = chromadb.PersistentClient(path=str(path), settings=self._settings)
-        self.collection = self._open()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = path.with_name(path.name + LOCK_SUFFIX).open("a")
+        # Opening under the lock: processes starting together on a new folder would each
+        # create Chroma's tables ("table collections already exists", the crash test saw
+        # it), and two finding a torn index would each delete the other's rebuild.
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            torn = self.writing.exists()
+            if torn:  # killed inside a write: Chroma's index files may be half written
+                log.warning("the vector index was being written when Memlane stopped; "
+                            "rebuilding it from SQLite (embeddings come from their cache)")
+                shutil.rmtree(path)
+            path.mkdir(exist_ok=True)
+            self._seen, self._loaded_at = self._generation(), time.monotonic()
+            self.client = chromadb.PersistentClient(path=str(path), settings=self._settings)
+            self.collection = self._open()
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         if torn:
             self.queue_all()
 

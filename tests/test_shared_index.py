@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from memory.db import Database
 from memory.events import content_id
 from memory.records import Filters, Record
 from memory.stores import Stores
-from memory.vectors import VectorIndex
+from memory.vectors import WRITING, VectorIndex
 from tests.helpers import T0
 
 BATCH = 1200
@@ -29,6 +30,17 @@ from pathlib import Path
 from tests.test_shared_index import add, opened
 index, stores = opened(Path(sys.argv[1]))
 add(index, stores, sys.argv[2])
+index.close()
+stores.db.close()
+"""
+OPEN_AT = """
+import sys, time
+from pathlib import Path
+from tests.test_shared_index import opened
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+index, stores = opened(Path(sys.argv[1]))
+print(index.count())
 index.close()
 stores.db.close()
 """
@@ -96,3 +108,40 @@ def test_processes_sharing_the_vector_index_find_and_keep_each_others_vectors(
     vector = WordHashEmbedder().embed([exact.embed_text])[0]
     assert again.search(vector, 1)[0][0] == exact.id
     again.close()
+
+
+def test_processes_starting_together_open_a_new_or_torn_index_without_error(
+        tmp_path: Path) -> None:
+    """The capture service and the dashboard start at the same moment on a new memory,
+    or both after a crash left the index torn: each opens it, and the memory is whole."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    index, stores = opened(kept)
+    add(index, stores, "kept")
+    index.close()
+    stores.db.close()
+    for round_ in range(6):
+        home = tmp_path / f"new{round_}"
+        if round_ % 2:
+            home = kept
+            (home / "chroma" / WRITING).write_bytes(b"")  # as a kill mid-write leaves it
+        home.mkdir(exist_ok=True)
+        open_together(home, processes=4)
+        index, stores = opened(home)
+        index.sync()  # what a rebuild queued
+        assert index.count() == (BATCH if home == kept else 0)
+        if home == kept:
+            assert found(index, stores, "kept") == {"kept"}
+        index.close()
+        stores.db.close()
+
+
+def open_together(home: Path, processes: int) -> None:
+    start = time.time() + 3.0
+    children = [subprocess.Popen([sys.executable, "-c", OPEN_AT, str(home), str(start)],
+                                 cwd=Path(__file__).parent.parent, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(processes)]
+    for child in children:
+        _, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err[-2000:]
