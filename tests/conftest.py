@@ -69,9 +69,12 @@ def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny(gguf: Path) -> LlamaModel:
-    """The test model in real llama.cpp, loaded once."""
-    return LlamaModel(TINY, gguf, LoadOptions(context=2048, threads=2))
+def tiny(gguf: Path) -> Iterator[LlamaModel]:
+    """The test model in real llama.cpp, loaded once (and let go of before the interpreter
+    takes llama.cpp's bindings down, which a model freed at exit reports as an error)."""
+    model = LlamaModel(TINY, gguf, LoadOptions(context=2048, threads=2))
+    yield model
+    model.llama.close()
 
 
 class Interrupted(Exception):
